@@ -1,0 +1,1 @@
+"""Card workflow (households, appointments, capture, approval, cards): arrives with its issue."""
