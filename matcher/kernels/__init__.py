@@ -1,0 +1,1 @@
+"""Matching kernels: ``cpu`` (numba njit, parallel, nogil), ``cuda`` (numba.cuda), one contract."""

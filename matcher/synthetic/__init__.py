@@ -1,0 +1,1 @@
+"""Synthetic biometric templates with realistic statistics, for tests and benchmarks at scale."""
