@@ -26,3 +26,7 @@ class UnknownId(MatcherError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its argument; operators want the plain sentence
         return str(self.args[0]) if self.args else "unknown id"
+
+
+class DeviceUnavailable(MatcherError, RuntimeError):
+    """A GPU kernel was asked for where no CUDA device (or simulator) is available."""

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from llvmlite import ir
 from numba import get_num_threads, njit, prange, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 from matcher.errors import InvalidTemplate
@@ -40,8 +41,12 @@ _INF = np.inf
 #: "No rotation counted yet". Not inf: the kernels use fast-math flags that allow reassociation,
 #: and a finite sentinel above every possible distance keeps comparisons well defined.
 _NONE = 2.0
-#: Fast-math without the no-NaN/no-inf assumptions (results may hold inf/NaN on purpose).
-_FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+#: Fast-math flags that let LLVM reassociate integer and min/max reductions, without the
+#: no-NaN/no-inf assumptions and without ``arcp``: ``d / v`` stays a correctly rounded division,
+#: so distances are bit-identical to numpy's and to the CUDA kernels'.
+_FASTMATH = {"nsz", "contract", "reassoc"}
+#: How many survivors ahead the fast mode's exact pass prefetches.
+_PREFETCH_ROWS = 4
 
 U64Array = npt.NDArray[np.uint64]
 
@@ -54,6 +59,25 @@ def _popcount(typingctx, x):  # type: ignore[no-untyped-def]
     def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
         fn = builder.module.declare_intrinsic("llvm.ctpop", [ir.IntType(64)])
         return builder.call(fn, args)
+
+    return sig, codegen
+
+
+@intrinsic
+def _prefetch(typingctx, arr, i, j, k):  # type: ignore[no-untyped-def]
+    """Hint that ``arr[i, j, k]`` will be read soon (LLVM's prefetch: read, keep in all levels)."""
+    sig = types.void(arr, i, j, k)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, args[1:], wraparound=False)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
 
     return sig, codegen
 
@@ -141,13 +165,16 @@ def iris_pairs(
     ``a, am, b, bm``: uint64 ``(n, W)`` C-contiguous; ``stride_bits``: packed bits per column.
     Returns ``(hd, shift, n_bits)``; NaN hd where no rotation has ``min_bits`` bits in common.
     """
+    shape_error = "iris_pairs needs four C-contiguous uint64 arrays of one shape (n, W), W >= 1"
+    if not all(isinstance(arr, np.ndarray) and arr.ndim == 2 for arr in (a, am, b, bm)):
+        raise InvalidTemplate(shape_error)
     n, nw = a.shape
     for arr in (a, am, b, bm):
         if arr.dtype != np.uint64 or arr.shape != (n, nw) or not arr.flags.c_contiguous:
-            raise InvalidTemplate(
-                "iris_pairs needs four C-contiguous uint64 arrays of one shape (n, W)"
-            )
-    if not (stride_bits in (1, 2, 4, 8, 16, 32) or stride_bits % 64 == 0):
+            raise InvalidTemplate(shape_error)
+    if nw == 0:
+        raise InvalidTemplate(shape_error)
+    if stride_bits <= 0 or not (stride_bits in (1, 2, 4, 8, 16, 32) or stride_bits % 64 == 0):
         raise InvalidTemplate(
             f"column stride {stride_bits} bits is not a power of two below 64 or a multiple of 64"
         )
@@ -369,6 +396,15 @@ def _rows_exact_kernel(gc, gm, rows, pct, pmt, min_bits, out_hd, out_s, out_v): 
         hi = (ch + 1) * n // n_chunks
         acc = np.empty(n_rot, np.uint64)
         for i in range(lo, hi):
+            # A survivor's words lie one cache line apart per word (the block layout); ask for
+            # those of a row a few ahead so their misses overlap with this row's arithmetic.
+            ahead = i + _PREFETCH_ROWS
+            if ahead < hi:
+                pb = rows[ahead] // lanes
+                pj = rows[ahead] % lanes
+                for w in range(n_words):
+                    _prefetch(gc, pb, w, pj)
+                    _prefetch(gm, pb, w, pj)
             blk = rows[i] // lanes
             j = rows[i] % lanes
             acc[:] = 0
@@ -429,6 +465,10 @@ def iris_scan_topk(
     ``inf`` / ``-1``. Rows at or past ``n_rows`` are never returned.
     """
     _check_scan_inputs(gc, gm, pc, pm, 3)
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 0:
+        raise InvalidTemplate(f"k must be a non-negative integer, got {k!r}")
+    k = int(k)
+    n_rows = max(0, min(int(n_rows), gc.shape[0] * gc.shape[2]))
     n_probes = pc.shape[0]
     n_chunks = _chunks(gc.shape[0], 4)
     buf_hd = np.full((n_chunks, n_probes, k), np.inf)
