@@ -18,6 +18,7 @@ import json
 import os
 import threading
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -59,6 +60,8 @@ def _as_ids(ids: object, what: str = "ids") -> npt.NDArray[np.int64]:
         raise InvalidTemplate(
             f"{what} must be a 1-D array of integers, got {arr.dtype} {arr.shape}"
         )
+    if arr.size and arr.dtype.kind == "u" and int(arr.max()) > np.iinfo(np.int64).max:
+        raise InvalidTemplate(f"{what} must fit in int64; got {int(arr.max())}")
     return arr.astype(np.int64, copy=False)
 
 
@@ -153,10 +156,11 @@ class IrisGallery:
         return self._sorted_ids.copy()
 
     def __contains__(self, id_: object) -> bool:
-        try:
-            key = int(id_)  # type: ignore[call-overload]
-        except (TypeError, ValueError):
+        if isinstance(id_, bool) or not isinstance(id_, int | np.integer):
             return False
+        if not np.iinfo(np.int64).min <= int(id_) <= np.iinfo(np.int64).max:
+            return False
+        key = int(id_)
         pos = np.searchsorted(self._sorted_ids, key)
         return bool(pos < self._sorted_ids.size and self._sorted_ids[pos] == key)
 
@@ -431,7 +435,8 @@ class IrisGallery:
         npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.int32]
     ]:
         found = rows >= 0
-        ids = np.where(found, row_ids[np.where(found, rows, 0)], -1).astype(np.int64)
+        safe = row_ids if row_ids.size else np.full(1, -1, np.int64)
+        ids = np.where(found, safe[np.where(found, rows, 0)], -1).astype(np.int64)
         return (
             hd.astype(np.float64),
             ids,
@@ -558,6 +563,8 @@ class IrisGallery:
                 os.fsync(f.fileno())
             os.replace(tmp, path)
 
+    _FILE_DTYPES = {"codes": "<u8", "masks": "<u8", "row_ids": "<i8", "alive": "|b1"}
+
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> IrisGallery:
         """Read a file written by :meth:`save`; ``ValueError`` if it is not one or is damaged."""
@@ -574,39 +581,64 @@ class IrisGallery:
                 header = json.loads(f.read(head_len))
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 raise InvalidTemplate(f"{path}: header is not valid JSON ({exc})") from exc
-            if header.get("version") != _FILE_VERSION:
-                raise InvalidTemplate(
-                    f"{path}: gallery file version {header.get('version')} is not {_FILE_VERSION}"
-                )
             start = -(-(len(_FILE_MAGIC) + 8 + head_len) // _ALIGN) * _ALIGN
-            g = cls(
-                IrisGeometry(*header["geometry"]),
-                header["max_shift"],
-                min_valid_bits=header["min_valid_bits"],
-                eye=header["eye"],
-                coarse_words=header["coarse_words"],
-                coarse_threshold=header["coarse_threshold"],
-                coarse_shift_step=header["coarse_shift_step"],
-            )
-            if g.groups != header["groups"] or g.lanes != header["lanes"]:
+            try:
+                return cls._from_file(path, header, f, start, size)
+            except InvalidTemplate:
+                raise
+            except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
                 raise InvalidTemplate(
-                    f"{path}: layout (groups {header['groups']}, lanes {header['lanes']}) "
-                    "differs from this build"
+                    f"{path}: damaged header ({type(exc).__name__}: {exc})"
+                ) from exc
+
+    @classmethod
+    def _from_file(
+        cls, path: Path, header: object, f: BinaryIO, start: int, size: int
+    ) -> IrisGallery:
+        if not isinstance(header, dict):
+            raise InvalidTemplate(f"{path}: header is not a JSON object")
+        if header.get("version") != _FILE_VERSION:
+            raise InvalidTemplate(
+                f"{path}: gallery file version {header.get('version')} is not {_FILE_VERSION}"
+            )
+        g = cls(
+            IrisGeometry(*header["geometry"]),
+            header["max_shift"],
+            min_valid_bits=header["min_valid_bits"],
+            eye=header["eye"],
+            coarse_words=header["coarse_words"],
+            coarse_threshold=header["coarse_threshold"],
+            coarse_shift_step=header["coarse_shift_step"],
+        )
+        if g.groups != header["groups"] or g.lanes != header["lanes"]:
+            raise InvalidTemplate(
+                f"{path}: layout (groups {header['groups']}, lanes {header['lanes']}) "
+                "differs from this build"
+            )
+        specs = header["arrays"]
+        if not isinstance(specs, dict) or set(specs) != set(cls._FILE_DTYPES):
+            raise InvalidTemplate(f"{path}: expected the arrays {sorted(cls._FILE_DTYPES)}")
+        arrays = {}
+        for name, spec in specs.items():
+            if spec["dtype"] != cls._FILE_DTYPES[name]:
+                raise InvalidTemplate(
+                    f"{path}: {name} has dtype {spec['dtype']!r}, not {cls._FILE_DTYPES[name]!r}"
                 )
-            arrays = {}
-            for name, spec in header["arrays"].items():
-                dtype = np.dtype(spec["dtype"])
-                shape = tuple(spec["shape"])
-                count = int(np.prod(shape, dtype=np.int64))
-                if start + spec["offset"] + count * dtype.itemsize > size:
-                    raise InvalidTemplate(
-                        f"{path}: truncated ({name} runs past the end of the file)"
-                    )
-                f.seek(start + spec["offset"])
-                arr = np.empty(shape, dtype)
-                if f.readinto(arr.data) != arr.nbytes:  # type: ignore[attr-defined]
-                    raise InvalidTemplate(f"{path}: truncated while reading {name}")
-                arrays[name] = arr
+            dtype = np.dtype(spec["dtype"])
+            shape = tuple(int(v) for v in spec["shape"])
+            offset = int(spec["offset"])
+            count = int(np.prod(shape, dtype=np.int64))
+            if (
+                min(shape, default=0) < 0
+                or offset < 0
+                or start + offset + count * dtype.itemsize > size
+            ):
+                raise InvalidTemplate(f"{path}: truncated ({name} runs past the end of the file)")
+            f.seek(start + offset)
+            arr = np.empty(shape, dtype)
+            if arr.nbytes and f.readinto(memoryview(arr.reshape(-1)).cast("B")) != arr.nbytes:
+                raise InvalidTemplate(f"{path}: truncated while reading {name}")
+            arrays[name] = arr
         n_rows = int(header["n_rows"])
         n_blocks = -(-n_rows // g.lanes)
         if (

@@ -87,6 +87,7 @@ class IrisGeometry:
                 raise InvalidTemplate(
                     f"IrisGeometry.{name} must be a positive integer, got {value!r}"
                 )
+            object.__setattr__(self, name, int(value))  # numpy integers become plain ints
         if (self.columns * self.column_stride_bits) % 64:
             raise InvalidTemplate(
                 f"IrisGeometry{self.shape}: columns x padded column bits "
@@ -205,7 +206,7 @@ def validate_code_mask(
         raise InvalidTemplate(
             f"{what} code shape {code.shape} differs from mask shape {mask.shape}"
         )
-    valid = mask.reshape(mask.shape[0] if batch else 1, -1).sum(axis=1)
+    valid = mask.reshape(mask.shape[0] if batch else 1, geometry.n_bits).sum(axis=1)
     if valid.size and int(valid.min()) < min_valid_bits:
         where = f" (item {int(valid.argmin())})" if batch else ""
         raise InvalidTemplate(
@@ -226,6 +227,8 @@ def pack_codes(arr: BoolArray, geometry: IrisGeometry, groups: int = 1) -> WordA
         raise InvalidTemplate(f"array shape {arr.shape} does not end in {geometry.shape}")
     lead = arr.shape[:-3]
     n = int(np.prod(lead, dtype=np.int64)) if lead else 1
+    if n == 0:
+        return np.zeros((*lead, geometry.words(groups)), np.uint64)
     cols = np.ascontiguousarray(arr.reshape(n, r, c, b).transpose(0, 2, 1, 3)).reshape(n, c, r * b)
     stride = geometry.column_stride_bits
     if stride != r * b:
@@ -247,6 +250,8 @@ def unpack_codes(words: WordArray, geometry: IrisGeometry, groups: int = 1) -> B
         )
     lead = words.shape[:-1]
     n = int(np.prod(lead, dtype=np.int64)) if lead else 1
+    if n == 0:
+        return np.zeros((*lead, r, c, b), bool)
     stride = geometry.column_stride_bits
     as_bytes = np.ascontiguousarray(words.reshape(n, groups, -1)).view(np.uint8)
     bits = np.unpackbits(as_bytes, axis=2, bitorder="little").reshape(

@@ -566,6 +566,12 @@ def iris_rows_exact(
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int32], npt.NDArray[np.int32]]:
     """Exact distances of one probe to the given rows only (the fast mode's second pass)."""
     _check_scan_inputs(gc, gm, pc, pm, 2)
+    if (
+        not isinstance(rows, np.ndarray)
+        or rows.ndim != 1
+        or (rows.size and rows.dtype.kind not in "iu")
+    ):
+        raise InvalidTemplate("rows must be a 1-D array of integer row indices")
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     n = rows.shape[0]
     out_hd = np.empty(n, np.float64)

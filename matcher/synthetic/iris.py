@@ -71,13 +71,14 @@ def random_masks(
     cols = np.arange(c)[None, :]
     rings_from_outside = (r - 1 - np.arange(r))[None, :, None]  # 0 at the outermost ring
 
-    def lid(centre: float) -> npt.NDArray[np.float64]:
-        half_width = rng.uniform(c / 8, c / 3, size=(n, 1))
-        offset = rng.normal(0, c / 32, size=(n, 1))
+    def lid(centre: float, offset: np.ndarray, half_width: np.ndarray) -> npt.NDArray[np.float64]:
         dist = (cols - (centre + offset) + c / 2) % c - c / 2
         return np.clip(1.0 - (dist / half_width) ** 2, 0.0, None)  # (n, c), peak 1
 
-    upper, lower = lid(c / 4), lid(3 * c / 4)
+    width_u = rng.uniform(c / 8, c / 3, size=(n, 1))
+    width_l = rng.uniform(c / 8, c / 3, size=(n, 1))
+    offset_u = rng.normal(0, c / 32, size=(n, 1))
+    offset_l = rng.normal(0, c / 32, size=(n, 1))
     share = rng.uniform(0.4, 0.9, size=(n, 1))  # the upper lid usually covers more
     # Reflections: up to three small blobs near the pupil (inner rings).
     refl = np.zeros((n, r, c), dtype=bool)
@@ -102,8 +103,20 @@ def random_masks(
         depth_l = np.floor(scale[:, None] * (1 - share) * lower)
         return np.minimum(np.maximum(depth_u, depth_l), r)
 
-    # Bisection on the lid depth, per code, so lids + reflections meet each code's target.
+    # A code whose target is below its reflections' share gets no reflections.
+    refl &= (refl.mean(axis=(1, 2)) <= target)[:, None, None]
     refl_frac = refl.mean(axis=(1, 2))
+    # Lids too narrow to reach a high target even fully closed are widened (squinting eyes).
+    for _ in range(6):
+        upper = lid(c / 4, offset_u, width_u)
+        lower = lid(3 * c / 4, offset_l, width_l)
+        reach = covered(np.full(n, 4.0 * r)).mean(axis=1) / r + refl_frac
+        short = reach < target
+        if not short.any():
+            break
+        width_u[short] = np.minimum(width_u[short] * 1.5, c / 1.5)
+        width_l[short] = np.minimum(width_l[short] * 1.5, c / 1.5)
+    # Bisection on the lid depth, per code, so lids + reflections meet each code's target.
     lo_s, hi_s = np.zeros(n), np.full(n, 4.0 * r)
     for _ in range(16):
         mid = (lo_s + hi_s) / 2
