@@ -258,8 +258,12 @@ def test_with_dpi_scales_coordinates_and_size() -> None:
 def test_with_dpi_keeps_every_minutia_inside(side: int, dpi_from: int, dpi_to: int) -> None:
     edge = np.nextafter(np.float32(side), np.float32(0))
     t = FingerTemplate(
-        x=[0.0, edge, side / 2], y=[edge, 0.0, side / 3], theta=[0, 1, 2], width=side,
-        height=side, dpi=dpi_from,
+        x=[0.0, edge, side / 2],
+        y=[edge, 0.0, side / 3],
+        theta=[0, 1, 2],
+        width=side,
+        height=side,
+        dpi=dpi_from,
     )
     u = t.with_dpi(dpi_to)  # would raise InvalidTemplate if a point fell outside
     assert u.width == math.ceil(side * dpi_to / dpi_from)
