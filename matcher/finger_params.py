@@ -1,0 +1,64 @@
+"""Algorithm constants of the fingerprint matcher, with units and sources, in one place.
+
+The matcher is in the Minutia Cylinder-Code family: R. Cappelli, M. Ferrara, D. Maltoni,
+"Minutia Cylinder-Code: a new representation and matching technique for fingerprint
+recognition", IEEE TPAMI 32(12):2128-2141, 2010 (below: "MCC"). Distances are pixels at 500 dpi;
+templates at other resolutions are rescaled before cylinders are built.
+"""
+
+import math
+
+#: Resolution every length below refers to.
+REFERENCE_DPI = 500
+
+# ------------------------------------------------------------------------------- cylinders
+#: Cylinder radius (MCC: R = 70 px).
+CYLINDER_RADIUS_PX = 70.0
+#: Spatial cells per side. 8 (not MCC's 16) so that one angular section of a cylinder is exactly
+#: one 64-bit word and the validity mask is one word: a cylinder is 6 + 1 words, 56 bytes, and a
+#: local similarity is a handful of word operations.
+CYLINDER_CELLS_PER_SIDE = 8
+#: Angular sections (MCC: N_D = 6).
+CYLINDER_SECTIONS = 6
+#: Spatial Gaussian sigma (MCC: 28/3 px); neighbours farther than 3 sigma from a cell are ignored.
+SPATIAL_SIGMA_PX = 28.0 / 3.0
+#: Directional Gaussian sigma (MCC: 2*pi/9 rad).
+DIRECTIONAL_SIGMA_RAD = 2.0 * math.pi / 9.0
+#: A cell's bit is set when its summed contribution reaches this (MCC's mu_Psi for the bit form).
+CELL_ON_THRESHOLD = 0.01
+#: Cells farther than this outside the convex hull of all minutiae are invalid (MCC: Omega = 50).
+HULL_MARGIN_PX = 50.0
+#: A cylinder is kept only with at least this fraction of its in-radius cells valid (MCC: 0.75)
+MIN_VALID_CELL_FRACTION = 0.75
+#: ... and at least this many neighbouring minutiae within R + 3 sigma (MCC: min_M = 2).
+MIN_NEIGHBOURS = 2
+
+# ------------------------------------------------------------------------- local matching
+#: Two cylinders are compared only if their minutiae directions differ by at most this
+#: (MCC: delta_theta = pi/2).
+MAX_DIRECTION_DIFF_RAD = math.pi / 2.0
+#: ... and their common valid cells are at least this fraction of a full disc (MCC: min_ME 0.6).
+MIN_MATCHABLE_CELL_FRACTION = 0.6
+
+# --------------------------------------------------------------------------- consolidation
+#: Candidate pairs kept from the local similarity matrix before one-to-one assignment.
+CANDIDATE_PAIRS = 48
+#: At most this many one-to-one pairs go through relaxation (its cost grows with the square).
+RELAXATION_PAIRS = 24
+#: Number of pairs averaged into the score: between these, growing with the smaller minutiae
+#: count (MCC: n_P from min_NP = 4 to max_NP = 12 through a sigmoid).
+MIN_SCORED_PAIRS = 4
+MAX_SCORED_PAIRS = 12
+SCORED_PAIRS_SIGMOID_MU = 20.0
+SCORED_PAIRS_SIGMOID_TAU = 0.4
+#: Relaxation (MCC's LSS-R): iterations, weight of the previous value, and the sigmoids that make
+#: two pairs compatible: distance difference (px), direction difference and radial angle
+#: difference (rad).
+RELAXATION_ITERATIONS = 5
+RELAXATION_WEIGHT = 0.5
+COMPAT_DISTANCE_MU_PX = 5.0
+COMPAT_DISTANCE_TAU = -8.0 / 5.0
+COMPAT_DIRECTION_MU_RAD = math.pi / 12.0
+COMPAT_DIRECTION_TAU = -30.0
+COMPAT_RADIAL_MU_RAD = math.pi / 12.0
+COMPAT_RADIAL_TAU = -30.0

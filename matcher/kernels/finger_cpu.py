@@ -1,0 +1,484 @@
+"""Numba CPU kernels of the fingerprint matcher: cylinders, local similarities, consolidation.
+
+Glossary inside kernels: ``X, Y`` minutia positions in a y-up frame (pixels at 500 dpi, ``Y = -y``),
+``T`` directions (radians, counter-clockwise, the ISO convention, which is the same angle in the
+y-up frame), ``cb`` cylinder bits ``(n, sections)`` uint64 (bit ``a*S+b`` of word ``k`` is cell
+``(a, b)`` of angular section ``k``), ``cm`` validity masks ``(n,)`` uint64, ``G`` the local
+similarity matrix, ``P`` candidate pairs.
+
+Public wrappers check dtypes and shapes; kernels never raise and release the GIL.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit, prange
+
+from matcher import finger_params as fp
+from matcher.errors import InvalidTemplate
+from matcher.kernels.cpu import _popcount
+
+_TWO_PI = 2.0 * math.pi
+#: Fast-math without no-NaN/no-inf assumptions (as in :mod:`matcher.kernels.cpu`).
+_FASTMATH = {"nsz", "contract", "reassoc", "arcp", "afn"}
+# The kernels read the algorithm constants from one float64 array passed in, not from
+# matcher.finger_params directly: numba's on-disk cache keys on this file only, so constants
+# baked in from another module would go stale when that module is edited.
+_CYLINDER_RADIUS_PX = 0
+_SPATIAL_SIGMA_PX = 1
+_DIRECTIONAL_SIGMA_RAD = 2
+_HULL_MARGIN_PX = 3
+_CELL_ON_THRESHOLD = 4
+_MIN_VALID_CELL_FRACTION = 5
+_MIN_NEIGHBOURS = 6
+_CANDIDATE_PAIRS = 7
+_MAX_DIRECTION_DIFF_RAD = 8
+_RELAXATION_PAIRS = 9
+_COMPAT_DISTANCE_MU_PX = 10
+_COMPAT_DISTANCE_TAU = 11
+_COMPAT_DIRECTION_MU_RAD = 12
+_COMPAT_DIRECTION_TAU = 13
+_COMPAT_RADIAL_MU_RAD = 14
+_COMPAT_RADIAL_TAU = 15
+_RELAXATION_WEIGHT = 16
+_RELAXATION_ITERATIONS = 17
+_MIN_SCORED_PAIRS = 18
+_MAX_SCORED_PAIRS = 19
+_SCORED_PAIRS_SIGMOID_MU = 20
+_SCORED_PAIRS_SIGMOID_TAU = 21
+_COMPAT_DISTANCE_CUT = 22
+_COMPAT_DIRECTION_CUT = 23
+
+
+def _params() -> npt.NDArray[np.float64]:
+    values = [getattr(fp, n) for n in _PARAM_NAMES[:-2]]
+    # A compatibility sigmoid 1/(1+exp(-tau (v - mu))) is below 1e-4 once tau (v - mu) < -9.2:
+    # past these cuts the kernel skips the trigonometry.
+    values.append(fp.COMPAT_DISTANCE_MU_PX + 9.2 / abs(fp.COMPAT_DISTANCE_TAU))
+    values.append(fp.COMPAT_DIRECTION_MU_RAD + 9.2 / abs(fp.COMPAT_DIRECTION_TAU))
+    return np.asarray(values, np.float64)
+
+
+_PARAM_NAMES = [
+    "CYLINDER_RADIUS_PX",
+    "SPATIAL_SIGMA_PX",
+    "DIRECTIONAL_SIGMA_RAD",
+    "HULL_MARGIN_PX",
+    "CELL_ON_THRESHOLD",
+    "MIN_VALID_CELL_FRACTION",
+    "MIN_NEIGHBOURS",
+    "CANDIDATE_PAIRS",
+    "MAX_DIRECTION_DIFF_RAD",
+    "RELAXATION_PAIRS",
+    "COMPAT_DISTANCE_MU_PX",
+    "COMPAT_DISTANCE_TAU",
+    "COMPAT_DIRECTION_MU_RAD",
+    "COMPAT_DIRECTION_TAU",
+    "COMPAT_RADIAL_MU_RAD",
+    "COMPAT_RADIAL_TAU",
+    "RELAXATION_WEIGHT",
+    "RELAXATION_ITERATIONS",
+    "MIN_SCORED_PAIRS",
+    "MAX_SCORED_PAIRS",
+    "SCORED_PAIRS_SIGMOID_MU",
+    "SCORED_PAIRS_SIGMOID_TAU",
+    "COMPAT_DISTANCE_CUT",
+    "COMPAT_DIRECTION_CUT",
+]
+PARAMS = _params()
+
+# The cylinder layout is structural: one 64-bit word per angular section (8 x 8 cells), six
+# sections written out in the local-similarity loop.
+_CELLS_PER_SIDE = 8
+_SECTIONS = 6
+if (fp.CYLINDER_CELLS_PER_SIDE, fp.CYLINDER_SECTIONS) != (_CELLS_PER_SIDE, _SECTIONS):
+    raise ImportError("finger_cpu is written for 8 x 8 cells x 6 sections")
+
+
+@njit(nogil=True, inline="always")
+def _angle_diff(a, b):  # type: ignore[no-untyped-def]
+    """a - b wrapped into [-pi, pi)."""
+    d = a - b
+    while d < -math.pi:
+        d += _TWO_PI
+    while d >= math.pi:
+        d -= _TWO_PI
+    return d
+
+
+@njit(nogil=True, cache=True)
+def _convex_hull(X, Y):  # type: ignore[no-untyped-def]
+    """Indices of the convex hull, counter-clockwise (Andrew's monotone chain)."""
+    n = X.shape[0]
+    order = np.argsort(X * 1e6 + Y)
+    hull = np.empty(2 * n + 1, np.int64)
+    k = 0
+    for idx in range(n):
+        i = order[idx]
+        while k >= 2:
+            a = hull[k - 2]
+            b = hull[k - 1]
+            if (X[b] - X[a]) * (Y[i] - Y[a]) - (Y[b] - Y[a]) * (X[i] - X[a]) <= 0:
+                k -= 1
+            else:
+                break
+        hull[k] = i
+        k += 1
+    lower = k + 1
+    for idx in range(n - 2, -1, -1):
+        i = order[idx]
+        while k >= lower:
+            a = hull[k - 2]
+            b = hull[k - 1]
+            if (X[b] - X[a]) * (Y[i] - Y[a]) - (Y[b] - Y[a]) * (X[i] - X[a]) <= 0:
+                k -= 1
+            else:
+                break
+        hull[k] = i
+        k += 1
+    return hull[: max(k - 1, 1)]
+
+
+@njit(nogil=True, inline="always")
+def _outside_distance(px, py, X, Y, hull):  # type: ignore[no-untyped-def]
+    """Distance from (px, py) to a convex polygon; 0 inside or on it."""
+    h = hull.shape[0]
+    if h < 3:
+        best = 1e18
+        for q in range(h):
+            d = math.hypot(px - X[hull[q]], py - Y[hull[q]])
+            best = min(best, d)
+        if h == 2:  # a segment
+            ax, ay = X[hull[0]], Y[hull[0]]
+            bx, by = X[hull[1]], Y[hull[1]]
+            lx, ly = bx - ax, by - ay
+            ll = lx * lx + ly * ly
+            if ll > 0:
+                t = min(1.0, max(0.0, ((px - ax) * lx + (py - ay) * ly) / ll))
+                best = min(best, math.hypot(px - ax - t * lx, py - ay - t * ly))
+        return best
+    inside = True
+    best = 1e18
+    for q in range(h):
+        a = hull[q]
+        b = hull[(q + 1) % h]
+        ax, ay = X[a], Y[a]
+        lx, ly = X[b] - ax, Y[b] - ay
+        if lx * (py - ay) - ly * (px - ax) < 0:
+            inside = False
+        ll = lx * lx + ly * ly
+        t = 0.0 if ll == 0 else min(1.0, max(0.0, ((px - ax) * lx + (py - ay) * ly) / ll))
+        best = min(best, math.hypot(px - ax - t * lx, py - ay - t * ly))
+    return 0.0 if inside else best
+
+
+@njit(nogil=True, cache=True)
+def _build_cylinders(X, Y, T, prm, out_bits, out_mask, out_ok):  # type: ignore[no-untyped-def]
+    n = X.shape[0]
+    ns = _CELLS_PER_SIDE
+    nd = _SECTIONS
+    radius = prm[_CYLINDER_RADIUS_PX]
+    sigma_s = prm[_SPATIAL_SIGMA_PX]
+    sigma_d = prm[_DIRECTIONAL_SIGMA_RAD]
+    cut_s = 3.0 * sigma_s
+    cell = 2.0 * radius / ns
+    dd = _TWO_PI / nd
+    norm_s = 1.0 / (sigma_s * math.sqrt(_TWO_PI))
+    erf_scale = 1.0 / (sigma_d * math.sqrt(2.0))
+    hull = _convex_hull(X, Y)
+    # Cells of a full disc, for the validity fraction.
+    disc = 0
+    for a in range(ns):
+        for b in range(ns):
+            u = (a - (ns - 1) / 2.0) * cell
+            v = (b - (ns - 1) / 2.0) * cell
+            if u * u + v * v <= radius * radius:
+                disc += 1
+    near = np.empty(n, np.int64)
+    acc = np.empty(nd)
+    for i in range(n):
+        # Neighbours that can reach some cell of this cylinder.
+        m = 0
+        for j in range(n):
+            if j != i and math.hypot(X[j] - X[i], Y[j] - Y[i]) <= radius + cut_s:
+                near[m] = j
+                m += 1
+        c, s = math.cos(T[i]), math.sin(T[i])
+        mask = np.uint64(0)
+        valid = 0
+        for k in range(nd):
+            out_bits[i, k] = 0
+        for a in range(ns):
+            for b in range(ns):
+                u = (a - (ns - 1) / 2.0) * cell
+                v = (b - (ns - 1) / 2.0) * cell
+                if u * u + v * v > radius * radius:
+                    continue
+                px = X[i] + c * u - s * v
+                py = Y[i] + s * u + c * v
+                if _outside_distance(px, py, X, Y, hull) > prm[_HULL_MARGIN_PX]:
+                    continue
+                bit = np.uint64(1) << np.uint64(a * ns + b)
+                mask |= bit
+                valid += 1
+                for k in range(nd):
+                    acc[k] = 0.0
+                for q in range(m):
+                    j = near[q]
+                    d2 = (X[j] - px) ** 2 + (Y[j] - py) ** 2
+                    if d2 > cut_s * cut_s:
+                        continue
+                    cs = norm_s * math.exp(-d2 / (2.0 * sigma_s * sigma_s))
+                    dphi = _angle_diff(T[j], T[i])
+                    for k in range(nd):
+                        diff = _angle_diff(-math.pi + (k + 0.5) * dd, dphi)
+                        cd = 0.5 * (
+                            math.erf((diff + dd / 2.0) * erf_scale)
+                            - math.erf((diff - dd / 2.0) * erf_scale)
+                        )
+                        acc[k] += cs * cd
+                for k in range(nd):
+                    if acc[k] >= prm[_CELL_ON_THRESHOLD]:
+                        out_bits[i, k] |= bit
+        out_mask[i] = mask
+        out_ok[i] = valid >= prm[_MIN_VALID_CELL_FRACTION] * disc and m >= prm[_MIN_NEIGHBOURS]
+
+
+def build_cylinders(
+    x: npt.NDArray[np.float32], y: npt.NDArray[np.float32], theta: npt.NDArray[np.float32]
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.bool_]]:
+    """Bit cylinders of every minutia: ``(bits (n, sections) uint64, mask (n,) uint64, ok (n,))``.
+
+    ``x, y``: pixels at 500 dpi, origin top-left, y down; ``theta``: radians, ISO convention.
+    ``ok`` is False for cylinders MCC discards (too few valid cells or neighbours).
+    """
+    x64 = np.asarray(x, np.float64)
+    n = x64.shape[0]
+    if np.shape(y) != (n,) or np.shape(theta) != (n,):
+        raise InvalidTemplate("x, y and theta must be 1-D arrays of one length")
+    bits = np.zeros((n, fp.CYLINDER_SECTIONS), np.uint64)
+    mask = np.zeros(n, np.uint64)
+    ok = np.zeros(n, np.bool_)
+    if n:
+        _build_cylinders(
+            x64, -np.asarray(y, np.float64), np.asarray(theta, np.float64), PARAMS, bits, mask, ok
+        )
+    return bits, mask, ok
+
+
+@njit(nogil=True, inline="always")
+def _sigmoid(v, mu, tau):  # type: ignore[no-untyped-def]
+    return 1.0 / (1.0 + math.exp(-tau * (v - mu)))
+
+
+@njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _match(xa, ya, ta, ca, ma, xb, yb, tb, cb, mb, min_cells, prm):  # type: ignore[no-untyped-def]
+    """MCC-style score in [0, 1] of two feature sets (only minutiae with valid cylinders).
+
+    ``ca``/``cb`` are section-major ``(sections, n)`` so the row of local similarities of one
+    minutia of A against every minutia of B is a vectorisable loop over B.
+    """
+    na = xa.shape[0]
+    nb = xb.shape[0]
+    if na == 0 or nb == 0:
+        return 0.0
+    # 1. Local similarities, keeping the best CANDIDATE_PAIRS.
+    n_cand = int(prm[_CANDIDATE_PAIRS])
+    cand_s = np.zeros(n_cand)
+    cand_i = np.full(n_cand, -1, np.int64)
+    cand_j = np.full(n_cand, -1, np.int64)
+    row = np.empty(nb)
+    worst = 0.0
+    c0b, c1b, c2b, c3b, c4b, c5b = cb[0], cb[1], cb[2], cb[3], cb[4], cb[5]
+    for i in range(na):
+        ti = ta[i]
+        mi = ma[i]
+        c0, c1, c2, c3, c4, c5 = ca[0, i], ca[1, i], ca[2, i], ca[3, i], ca[4, i], ca[5, i]
+        # The six sections written out so the loop over B's minutiae is the vectorised one.
+        for j in range(nb):
+            dt = ti - tb[j]
+            dt -= _TWO_PI * math.floor((dt + math.pi) / _TWO_PI)  # into [-pi, pi)
+            m = mi & mb[j]
+            x0, y0 = c0 & m, c0b[j] & m
+            x1, y1 = c1 & m, c1b[j] & m
+            x2, y2 = c2 & m, c2b[j] & m
+            x3, y3 = c3 & m, c3b[j] & m
+            x4, y4 = c4 & m, c4b[j] & m
+            x5, y5 = c5 & m, c5b[j] & m
+            d = (
+                _popcount(x0 ^ y0)
+                + _popcount(x1 ^ y1)
+                + _popcount(x2 ^ y2)
+                + _popcount(x3 ^ y3)
+                + _popcount(x4 ^ y4)
+                + _popcount(x5 ^ y5)
+            )
+            sa = (
+                _popcount(x0)
+                + _popcount(x1)
+                + _popcount(x2)
+                + _popcount(x3)
+                + _popcount(x4)
+                + _popcount(x5)
+            )
+            sb = (
+                _popcount(y0)
+                + _popcount(y1)
+                + _popcount(y2)
+                + _popcount(y3)
+                + _popcount(y4)
+                + _popcount(y5)
+            )
+            # Branch-free, so the loop vectorises; a zero denominator is masked by ``ok``.
+            ok = (
+                (abs(dt) <= prm[_MAX_DIRECTION_DIFF_RAD])
+                & (_popcount(m) >= min_cells)
+                & (sa + sb > 0)
+            )
+            den = math.sqrt(np.float64(sa)) + math.sqrt(np.float64(sb)) + (0.0 if ok else 1.0)
+            sim = 1.0 - math.sqrt(np.float64(d)) / den
+            row[j] = sim if ok else 0.0
+        for j in range(nb):
+            s = row[j]
+            if s > worst:
+                pos = n_cand - 1
+                while pos > 0 and cand_s[pos - 1] < s:
+                    cand_s[pos] = cand_s[pos - 1]
+                    cand_i[pos] = cand_i[pos - 1]
+                    cand_j[pos] = cand_j[pos - 1]
+                    pos -= 1
+                cand_s[pos] = s
+                cand_i[pos] = i
+                cand_j[pos] = j
+                worst = cand_s[n_cand - 1]
+    # 2. One-to-one assignment: greedy over the sorted candidates.
+    used_a = np.zeros(na, np.bool_)
+    used_b = np.zeros(nb, np.bool_)
+    pi = np.empty(n_cand, np.int64)
+    pj = np.empty(n_cand, np.int64)
+    lam = np.empty(n_cand)
+    n_p = 0
+    for q in range(n_cand):
+        i = cand_i[q]
+        j = cand_j[q]
+        if n_p == int(prm[_RELAXATION_PAIRS]):
+            break
+        if i < 0 or cand_s[q] <= 0.0 or used_a[i] or used_b[j]:
+            continue
+        used_a[i] = True
+        used_b[j] = True
+        pi[n_p] = i
+        pj[n_p] = j
+        lam[n_p] = cand_s[q]
+        n_p += 1
+    if n_p == 0:
+        return 0.0
+    # 3. Relaxation (MCC's LSS-R): pairs supported by geometrically compatible pairs gain.
+    rho = np.empty((n_p, n_p))
+    for p in range(n_p):
+        for q in range(n_p):
+            if p == q:
+                rho[p, q] = 0.0
+                continue
+            ia, ib = pi[p], pi[q]
+            ja, jb = pj[p], pj[q]
+            d1 = math.hypot(xa[ia] - xa[ib], ya[ia] - ya[ib])
+            d2 = math.hypot(xb[ja] - xb[jb], yb[ja] - yb[jb])
+            dt = abs(_angle_diff(_angle_diff(ta[ia], ta[ib]), _angle_diff(tb[ja], tb[jb])))
+            # Past these the sigmoids are below 1e-4: skip the trigonometry.
+            if abs(d1 - d2) > prm[_COMPAT_DISTANCE_CUT] or dt > prm[_COMPAT_DIRECTION_CUT]:
+                rho[p, q] = 0.0
+                continue
+            r1 = _sigmoid(abs(d1 - d2), prm[_COMPAT_DISTANCE_MU_PX], prm[_COMPAT_DISTANCE_TAU])
+            r2 = _sigmoid(dt, prm[_COMPAT_DIRECTION_MU_RAD], prm[_COMPAT_DIRECTION_TAU])
+            ra = _angle_diff(ta[ia], math.atan2(ya[ib] - ya[ia], xa[ib] - xa[ia]))
+            rb = _angle_diff(tb[ja], math.atan2(yb[jb] - yb[ja], xb[jb] - xb[ja]))
+            r3 = _sigmoid(
+                abs(_angle_diff(ra, rb)), prm[_COMPAT_RADIAL_MU_RAD], prm[_COMPAT_RADIAL_TAU]
+            )
+            rho[p, q] = r1 * r2 * r3
+    lam0 = lam[:n_p].copy()
+    cur = lam[:n_p].copy()
+    nxt = np.empty(n_p)
+    w = prm[_RELAXATION_WEIGHT]
+    for _ in range(int(prm[_RELAXATION_ITERATIONS])):
+        for p in range(n_p):
+            acc = 0.0
+            for q in range(n_p):
+                acc += rho[p, q] * cur[q]
+            nxt[p] = w * cur[p] + (1.0 - w) * acc / max(n_p - 1, 1)
+        cur[:] = nxt
+    # 4. Score: the pairs that relaxation kept best, averaged over n_P.
+    n_min = min(na, nb)
+    n_score = int(prm[_MIN_SCORED_PAIRS]) + int(
+        round(
+            _sigmoid(n_min, prm[_SCORED_PAIRS_SIGMOID_MU], prm[_SCORED_PAIRS_SIGMOID_TAU])
+            * (prm[_MAX_SCORED_PAIRS] - prm[_MIN_SCORED_PAIRS])
+        )
+    )
+    eff = np.empty(n_p)
+    for p in range(n_p):
+        eff[p] = cur[p] / lam0[p]
+    order = np.argsort(-eff)
+    total = 0.0
+    for q in range(min(n_score, n_p)):
+        total += cur[order[q]]
+    return min(1.0, max(0.0, total / n_score))
+
+
+def match_features(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> float:
+    """Score two feature tuples ``(X, Y_up, theta, bits (sections, n), mask)``."""
+    return float(_match(*a, *b, min_matchable_cells(), PARAMS))
+
+
+def min_matchable_cells() -> int:
+    return int(math.ceil(fp.MIN_MATCHABLE_CELL_FRACTION * _disc_cells()))
+
+
+def _disc_cells() -> int:
+    ns = fp.CYLINDER_CELLS_PER_SIDE
+    cell = 2.0 * fp.CYLINDER_RADIUS_PX / ns
+    c = (np.arange(ns) - (ns - 1) / 2.0) * cell
+    return int(np.count_nonzero(c[:, None] ** 2 + c[None, :] ** 2 <= fp.CYLINDER_RADIUS_PX**2))
+
+
+@njit(nogil=True, parallel=True, cache=True)
+def _scan_kernel(px, py, pt, pc, pm, offsets, gx, gy, gt, gc, gm, rows, min_cells, prm, out):  # type: ignore[no-untyped-def]
+    for r in prange(rows.shape[0]):
+        t = rows[r]
+        lo = offsets[t]
+        hi = offsets[t + 1]
+        out[r] = _match(
+            px,
+            py,
+            pt,
+            pc,
+            pm,
+            gx[lo:hi],
+            gy[lo:hi],
+            gt[lo:hi],
+            gc[:, lo:hi],
+            gm[lo:hi],
+            min_cells,
+            prm,
+        )
+
+
+def scan(
+    probe: tuple[np.ndarray, ...],
+    offsets: npt.NDArray[np.int64],
+    gallery: tuple[np.ndarray, ...],
+    rows: npt.NDArray[np.int64],
+) -> npt.NDArray[np.float64]:
+    """Scores of one probe against the gallery templates ``rows`` (CSR layout, see FingerGallery).
+
+    ``probe`` and ``gallery`` are ``(X, Y_up, theta, bits (sections, n), mask)``; template ``t``
+    owns minutiae ``offsets[t]:offsets[t + 1]``. Parallel over templates; releases the GIL.
+    """
+    out = np.empty(rows.shape[0], np.float64)
+    if rows.shape[0]:
+        _scan_kernel(*probe, offsets, *gallery, rows, min_matchable_cells(), PARAMS, out)
+    return out

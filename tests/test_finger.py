@@ -1,0 +1,110 @@
+"""Fingerprint matcher: cylinders and scores against the reference, and the properties a user
+relies on (identical prints score near 1, a moved and noisy copy beats an unrelated print)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from matcher.finger import FingerTemplate, features, match
+from matcher.kernels import finger_cpu
+from tests.reference_finger import cylinders_reference, match_reference
+
+W, H = 400, 420
+
+
+def random_template(rng: np.random.Generator, n: int = 40, dpi: int = 500) -> FingerTemplate:
+    # Ridge-flow-like directions: a smooth field plus noise, so neighbours look like real ones.
+    x = rng.uniform(40, W - 40, n)
+    y = rng.uniform(40, H - 40, n)
+    flow = np.arctan2(y - H / 2, x - W / 2) + math.pi / 2
+    theta = (flow + rng.normal(0, 0.3, n) + math.pi * (rng.random(n) < 0.5)) % (2 * math.pi)
+    return FingerTemplate(x=x, y=y, theta=theta, width=W, height=H, dpi=dpi)
+
+
+def moved(
+    t: FingerTemplate, rng: np.random.Generator, angle: float, dx: float, dy: float
+) -> FingerTemplate:
+    """The same finger placed again: rotated about the centre (as displayed), shifted, with
+    position/angle noise, 20 % of minutiae lost and a few spurious ones."""
+    cx, cy = W / 2, H / 2
+    c, s = math.cos(angle), math.sin(angle)
+    # Counter-clockwise as displayed is clockwise in pixel coordinates (y down).
+    x = cx + c * (t.x - cx) + s * (t.y - cy) + dx + rng.normal(0, 2.0, t.n)
+    y = cy - s * (t.x - cx) + c * (t.y - cy) + dy + rng.normal(0, 2.0, t.n)
+    theta = t.theta + angle + rng.normal(0, 0.08, t.n)
+    keep = (rng.random(t.n) > 0.2) & (x > 0) & (x < W) & (y > 0) & (y < H)
+    extra = random_template(rng, 5)
+    return FingerTemplate(
+        x=np.r_[x[keep], extra.x],
+        y=np.r_[y[keep], extra.y],
+        theta=np.r_[theta[keep], extra.theta],
+        width=W,
+        height=H,
+        dpi=t.dpi,
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_cylinders_equal_the_reference(seed: int) -> None:
+    t = random_template(np.random.default_rng(seed), n=14)
+    bits, mask, ok = finger_cpu.build_cylinders(t.x, t.y, t.theta)
+    rbits, rmask, rok = cylinders_reference(t.x, t.y, t.theta)
+    assert np.array_equal(mask, rmask)
+    assert np.array_equal(ok, rok)
+    # Sums that land exactly on the on-threshold could round either way; allow none here.
+    assert np.array_equal(bits, rbits)
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5, 6])
+def test_score_equals_the_reference(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    a = random_template(rng, 25)
+    b = moved(a, rng, 0.2, 10, -5) if seed % 2 else random_template(rng, 22)
+    fa, fb = features(a), features(b)
+    got = match(fa, fb)
+    want = match_reference(fa.kernel_args(), fb.kernel_args(), finger_cpu.min_matchable_cells())
+    assert got == pytest.approx(want, abs=2e-3)
+
+
+def test_identical_templates_score_near_one() -> None:
+    t = random_template(np.random.default_rng(7), 45)
+    assert match(t, t) > 0.9
+
+
+def test_genuine_beats_impostor_across_placements() -> None:
+    rng = np.random.default_rng(8)
+    for _ in range(10):
+        a = random_template(rng, 45)
+        angle = rng.uniform(-0.5, 0.5)
+        genuine = match(a, moved(a, rng, angle, rng.uniform(-30, 30), rng.uniform(-30, 30)))
+        impostor = match(a, random_template(rng, 45))
+        assert 0.0 <= impostor < genuine <= 1.0
+
+
+def test_resolution_is_normalised() -> None:
+    t = random_template(np.random.default_rng(9), 40)
+    double = FingerTemplate(
+        x=t.x * 2, y=t.y * 2, theta=t.theta, width=2 * W, height=2 * H, dpi=1000
+    )
+    other = moved(t, np.random.default_rng(10), 0.1, 5, 5)
+    assert match(double, other) == pytest.approx(match(t, other), abs=1e-6)
+
+
+def test_too_few_minutiae_score_zero() -> None:
+    # Three minutiae far apart: no cylinder has the two neighbours MCC requires.
+    t = FingerTemplate(x=[20, 200, 380], y=[20, 400, 20], theta=[0, 1, 2], width=W, height=H)
+    assert features(t).n == 0
+    assert match(t, random_template(np.random.default_rng(11))) == 0.0
+
+
+def test_features_are_cached_per_template() -> None:
+    t = random_template(np.random.default_rng(12))
+    assert features(t) is features(t)
+
+
+def test_match_refuses_other_types() -> None:
+    with pytest.raises(ValueError, match="FingerTemplate"):
+        match(object(), random_template(np.random.default_rng(13)))  # type: ignore[arg-type]
