@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks import iris
+from benchmarks import finger, iris
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     sub = parser.add_subparsers(dest="suite", required=True)
     iris.add_parser(sub)
+    finger.add_parser(sub)
     args = parser.parse_args(argv)
     return int(args.func(args))
 
