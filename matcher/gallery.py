@@ -661,3 +661,8 @@ class IrisGallery:
         if np.any(np.diff(g._sorted_ids) == 0):
             raise InvalidTemplate(f"{path}: duplicate ids in the file")
         return g
+
+
+from matcher.finger_gallery import FingerGallery  # noqa: E402  (one import path for both galleries)
+
+__all__ = ["IrisGallery", "FingerGallery"]

@@ -1,0 +1,277 @@
+"""In-memory fingerprint gallery: match-ready features in CSR form, faiss-shaped API.
+
+Every template's minutiae (those with valid cylinders) are appended to flat arrays; template ``r``
+owns ``offsets[r]:offsets[r + 1]``. Cylinders are section-major ``bits[section, minutia]`` so the
+kernel compares one probe minutia against a whole template in a vector loop. Ids map both ways as
+in :class:`matcher.gallery.IrisGallery` (sorted id array + binary search), removal tombstones a
+row and :meth:`FingerGallery.compact` reclaims it.
+
+Scores are the matcher's similarity in [0, 1], higher is closer (:func:`matcher.finger.match`).
+Searches may run from many threads; mutations take a lock and searches work on a snapshot.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from matcher.errors import DuplicateId, InvalidTemplate, UnknownId
+from matcher.finger import FingerFeatures, features
+from matcher.kernels import finger_cpu
+from matcher.templates import FingerTemplate
+
+_SECTIONS = 6
+
+
+def _ids(ids: object) -> npt.NDArray[np.int64]:
+    arr = np.asarray(ids)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        raise InvalidTemplate(f"ids must be a 1-D array of integers, got {arr.dtype} {arr.shape}")
+    if arr.size and arr.dtype.kind == "u" and int(arr.max()) > np.iinfo(np.int64).max:
+        raise InvalidTemplate(f"ids must fit in int64; got {int(arr.max())}")
+    return arr.astype(np.int64, copy=False)
+
+
+def _listing(values: npt.NDArray[np.int64], limit: int = 5) -> str:
+    shown = ", ".join(str(int(v)) for v in values[:limit])
+    return shown + (f" and {values.size - limit} more" if values.size > limit else "")
+
+
+class FingerGallery:
+    """1:N fingerprint search over precomputed cylinders.
+
+    ``search(t, k)`` returns ``(scores, ids)``, scores descending, padded with ``-inf``/``-1``;
+    ``exhaustive=True`` runs the full matcher against every template (the yardstick for any
+    candidate index). Memory: about 81 bytes a minutia with a valid cylinder plus 17 bytes a
+    template (3.5 KB for a 43-minutia template).
+    """
+
+    def __init__(self) -> None:
+        self._x = np.zeros(0)
+        self._y = np.zeros(0)
+        self._t = np.zeros(0)
+        self._bits = np.zeros((_SECTIONS, 0), np.uint64)
+        self._mask = np.zeros(0, np.uint64)
+        self._offsets = np.zeros(1, np.int64)
+        self._row_ids = np.zeros(0, np.int64)
+        self._alive = np.zeros(0, bool)
+        self._sorted_ids = np.zeros(0, np.int64)
+        self._sorted_rows = np.zeros(0, np.int64)
+        self._lock = threading.RLock()
+
+    def __len__(self) -> int:
+        return int(self._sorted_ids.size)
+
+    @property
+    def nbytes(self) -> int:
+        arrays = (
+            self._x,
+            self._y,
+            self._t,
+            self._bits,
+            self._mask,
+            self._offsets,
+            self._row_ids,
+            self._alive,
+            self._sorted_ids,
+            self._sorted_rows,
+        )
+        return int(sum(a.nbytes for a in arrays))
+
+    def ids(self) -> npt.NDArray[np.int64]:
+        return self._sorted_ids.copy()
+
+    def add(self, ids: object, templates: Sequence[FingerTemplate | FingerFeatures]) -> None:
+        """Add templates under new int64 ids. All or nothing: a duplicate or malformed input
+        raises before anything changes. Cost: one cylinder build per template (~1 ms)."""
+        ids_a = _ids(ids)
+        if len(templates) != ids_a.size:
+            raise InvalidTemplate(f"{ids_a.size} ids for {len(templates)} templates")
+        uniq, counts = np.unique(ids_a, return_counts=True)
+        if uniq.size != ids_a.size:
+            raise DuplicateId(f"ids repeated within the call: {_listing(uniq[counts > 1])}")
+        feats = []
+        for i, t in enumerate(templates):
+            if isinstance(t, FingerFeatures):
+                feats.append(t)
+            elif isinstance(t, FingerTemplate):
+                feats.append(features(t))
+            else:
+                raise InvalidTemplate(f"template {i} is a {type(t).__name__}, not a FingerTemplate")
+        with self._lock:
+            present = np.isin(uniq, self._sorted_ids, assume_unique=True)
+            if present.any():
+                raise DuplicateId(f"ids already in the gallery: {_listing(uniq[present])}")
+            counts_n = np.array([f.n for f in feats], np.int64)
+            start_row = self._row_ids.size
+            self._x = np.concatenate([self._x, *[f.x for f in feats]])
+            self._y = np.concatenate([self._y, *[-f.y for f in feats]])  # kernels read y up
+            self._t = np.concatenate([self._t, *[f.theta for f in feats]])
+            self._bits = np.ascontiguousarray(
+                np.concatenate([self._bits, *[f.bits for f in feats]], axis=1)
+            )
+            self._mask = np.concatenate([self._mask, *[f.mask for f in feats]])
+            self._offsets = np.concatenate([self._offsets, self._offsets[-1] + np.cumsum(counts_n)])
+            self._row_ids = np.concatenate([self._row_ids, ids_a])
+            self._alive = np.concatenate([self._alive, np.ones(ids_a.size, bool)])
+            rows = np.arange(start_row, start_row + ids_a.size, dtype=np.int64)
+            order = np.argsort(ids_a, kind="stable")
+            at = np.searchsorted(self._sorted_ids, ids_a[order])
+            self._sorted_ids = np.insert(self._sorted_ids, at, ids_a[order])
+            self._sorted_rows = np.insert(self._sorted_rows, at, rows[order])
+
+    def remove(self, ids: object) -> None:
+        """Remove ids (tombstones). Unknown ids raise before anything changes."""
+        ids_a = np.unique(_ids(ids))
+        with self._lock:
+            pos = np.searchsorted(self._sorted_ids, ids_a)
+            found = pos < self._sorted_ids.size
+            found[found] = self._sorted_ids[pos[found]] == ids_a[found]
+            if not found.all():
+                raise UnknownId(f"ids not in the gallery: {_listing(ids_a[~found])}")
+            self._alive[self._sorted_rows[pos]] = False
+            self._sorted_ids = np.delete(self._sorted_ids, pos)
+            self._sorted_rows = np.delete(self._sorted_rows, pos)
+
+    def compact(self) -> int:
+        """Drop tombstoned rows; returns how many were reclaimed."""
+        with self._lock:
+            keep = np.flatnonzero(self._alive)
+            reclaimed = self._alive.size - keep.size
+            if not reclaimed:
+                return 0
+            take = np.concatenate(
+                [np.arange(self._offsets[r], self._offsets[r + 1]) for r in keep]
+                or [np.zeros(0, np.int64)]
+            ).astype(np.int64)
+            lengths = np.diff(self._offsets)[keep]
+            self._x, self._y, self._t = self._x[take], self._y[take], self._t[take]
+            self._bits = np.ascontiguousarray(self._bits[:, take])
+            self._mask = self._mask[take]
+            self._offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+            self._row_ids = self._row_ids[keep]
+            self._alive = np.ones(keep.size, bool)
+            order = np.argsort(self._row_ids, kind="stable")
+            self._sorted_ids = self._row_ids[order]
+            self._sorted_rows = order.astype(np.int64)
+            return int(reclaimed)
+
+    def _snapshot(
+        self,
+    ) -> tuple[
+        npt.NDArray[np.int64], tuple[np.ndarray, ...], npt.NDArray[np.int64], npt.NDArray[np.int64]
+    ]:
+        with self._lock:
+            gallery = (self._x, self._y, self._t, self._bits, self._mask)
+            return self._offsets, gallery, np.flatnonzero(self._alive), self._row_ids
+
+    def search(
+        self, template: FingerTemplate | FingerFeatures, k: int = 10, exhaustive: bool = True
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+        """The ``k`` most similar templates: ``(scores, ids)``, scores descending (ties by
+        enrolment order), padded with ``-inf`` / ``-1``.
+
+        Only the exhaustive scan exists so far; ``exhaustive=False`` (a candidate index that
+        reranks with the full matcher) is refused until it lands rather than silently ignored.
+        """
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise InvalidTemplate(f"k must be a positive integer, got {k!r}")
+        if not exhaustive:
+            raise NotImplementedError(
+                "the indexed 1:N search is not built yet; use exhaustive=True"
+            )
+        probe = template if isinstance(template, FingerFeatures) else features(template)
+        offsets, gallery, rows, row_ids = self._snapshot()
+        scores = finger_cpu.scan(probe.kernel_args(), offsets, gallery, rows)
+        order = np.lexsort((rows, -scores))[:k]
+        pad = int(k) - order.size
+        return (
+            np.concatenate([scores[order], np.full(pad, -np.inf)]),
+            np.concatenate([row_ids[rows[order]], np.full(pad, -1, np.int64)]),
+        )
+
+    def search_batch(
+        self,
+        templates: Sequence[FingerTemplate | FingerFeatures],
+        k: int = 10,
+        exhaustive: bool = True,
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+        """:meth:`search` for several probes: ``(scores, ids)`` of shape ``(P, k)``."""
+        results = [self.search(t, k, exhaustive) for t in templates]
+        if not results:
+            return np.zeros((0, k)), np.zeros((0, k), np.int64)
+        return np.stack([r[0] for r in results]), np.stack([r[1] for r in results])
+
+    # ----------------------------------------------------------------------------- save/load
+    _FILE_VERSION = 1
+
+    def save(self, path: str) -> None:
+        """Write the gallery (features, ids, tombstones) to one ``.npz`` file, atomically."""
+        import os
+
+        with self._lock:
+            tmp = f"{path}.tmp.npz"
+            np.savez(
+                tmp,
+                version=np.int64(self._FILE_VERSION),
+                x=self._x,
+                y=self._y,
+                t=self._t,
+                bits=self._bits,
+                mask=self._mask,
+                offsets=self._offsets,
+                row_ids=self._row_ids,
+                alive=self._alive,
+            )
+            os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str) -> FingerGallery:
+        """Read a file written by :meth:`save`; ``ValueError`` if it is not one or is damaged."""
+        import zipfile
+
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+            raise InvalidTemplate(f"{path}: not a finger gallery file ({exc})") from exc
+        want = {"version", "x", "y", "t", "bits", "mask", "offsets", "row_ids", "alive"}
+        if set(arrays) != want or int(arrays["version"]) != cls._FILE_VERSION:
+            raise InvalidTemplate(
+                f"{path}: not a finger gallery file of version {cls._FILE_VERSION}"
+            )
+        g = cls()
+        n_min = arrays["x"].shape[0]
+        off = arrays["offsets"]
+        n_rows = arrays["row_ids"].shape[0]
+        ok = (
+            off.dtype == np.int64
+            and off.shape == (n_rows + 1,)
+            and off[0] == 0
+            and off[-1] == n_min
+            and bool(np.all(np.diff(off) >= 0))
+            and arrays["bits"].shape == (_SECTIONS, n_min)
+            and arrays["bits"].dtype == np.uint64
+            and arrays["mask"].dtype == np.uint64
+            and all(arrays[k].shape == (n_min,) for k in ("y", "t", "mask"))
+            and arrays["alive"].shape == (n_rows,)
+            and arrays["alive"].dtype == bool
+            and arrays["row_ids"].dtype == np.int64
+        )
+        if not ok:
+            raise InvalidTemplate(f"{path}: arrays are inconsistent")
+        g._x, g._y, g._t = arrays["x"], arrays["y"], arrays["t"]
+        g._bits, g._mask = np.ascontiguousarray(arrays["bits"]), arrays["mask"]
+        g._offsets, g._row_ids, g._alive = off, arrays["row_ids"], arrays["alive"]
+        live = np.flatnonzero(g._alive)
+        order = np.argsort(g._row_ids[live], kind="stable")
+        g._sorted_ids = g._row_ids[live][order]
+        g._sorted_rows = live[order].astype(np.int64)
+        if np.any(np.diff(g._sorted_ids) == 0):
+            raise InvalidTemplate(f"{path}: duplicate ids in the file")
+        return g
