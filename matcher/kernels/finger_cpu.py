@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 import numpy.typing as npt
 from numba import njit, prange
@@ -102,11 +103,7 @@ if (fp.CYLINDER_CELLS_PER_SIDE, fp.CYLINDER_SECTIONS) != (_CELLS_PER_SIDE, _SECT
 def _angle_diff(a, b):  # type: ignore[no-untyped-def]
     """a - b wrapped into [-pi, pi)."""
     d = a - b
-    while d < -math.pi:
-        d += _TWO_PI
-    while d >= math.pi:
-        d -= _TWO_PI
-    return d
+    return d - _TWO_PI * math.floor((d + math.pi) / _TWO_PI)
 
 
 @njit(nogil=True, cache=True)
@@ -270,11 +267,35 @@ def build_cylinders(
 
 
 @njit(nogil=True, inline="always")
+def _heap_replace_root(hs, hk, s, key):  # type: ignore[no-untyped-def]
+    """Min-heap on (value, then larger key first): replace the root and sift down."""
+    n = hs.shape[0]
+    pos = 0
+    while True:
+        child = 2 * pos + 1
+        if child >= n:
+            break
+        other = child + 1
+        if other < n and (
+            hs[other] < hs[child] or (hs[other] == hs[child] and hk[other] > hk[child])
+        ):
+            child = other
+        if hs[child] < s or (hs[child] == s and hk[child] > key):
+            hs[pos] = hs[child]
+            hk[pos] = hk[child]
+            pos = child
+        else:
+            break
+    hs[pos] = s
+    hk[pos] = key
+
+
+@njit(nogil=True, inline="always")
 def _sigmoid(v, mu, tau):  # type: ignore[no-untyped-def]
     return 1.0 / (1.0 + math.exp(-tau * (v - mu)))
 
 
-@njit(nogil=True, cache=True, fastmath=_FASTMATH)
+@njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _match(xa, ya, ta, ca, ma, xb, yb, tb, cb, mb, min_cells, prm):  # type: ignore[no-untyped-def]
     """MCC-style score in [0, 1] of two feature sets (only minutiae with valid cylinders).
 
@@ -287,13 +308,10 @@ def _match(xa, ya, ta, ca, ma, xb, yb, tb, cb, mb, min_cells, prm):  # type: ign
         return 0.0
     # 1. Local similarities, keeping the best CANDIDATE_PAIRS.
     n_cand = int(prm[_CANDIDATE_PAIRS])
-    cand_s = np.zeros(n_cand)
-    cand_i = np.full(n_cand, -1, np.int64)
-    cand_j = np.full(n_cand, -1, np.int64)
-    row = np.empty(nb)
-    worst = 0.0
+    sim_all = np.empty(na * nb)
     c0b, c1b, c2b, c3b, c4b, c5b = cb[0], cb[1], cb[2], cb[3], cb[4], cb[5]
     for i in range(na):
+        row = sim_all[i * nb : (i + 1) * nb]
         ti = ta[i]
         mi = ma[i]
         c0, c1, c2, c3, c4, c5 = ca[0, i], ca[1, i], ca[2, i], ca[3, i], ca[4, i], ca[5, i]
@@ -338,22 +356,33 @@ def _match(xa, ya, ta, ca, ma, xb, yb, tb, cb, mb, min_cells, prm):  # type: ign
                 & (_popcount(m) >= min_cells)
                 & (sa + sb > 0)
             )
-            den = math.sqrt(np.float64(sa)) + math.sqrt(np.float64(sb)) + (0.0 if ok else 1.0)
-            sim = 1.0 - math.sqrt(np.float64(d)) / den
+            # int64 before float: numba converts uint64 through a branch that blocks vectorising.
+            den = math.sqrt(np.float64(np.int64(sa))) + math.sqrt(np.float64(np.int64(sb)))
+            sim = 1.0 - math.sqrt(np.float64(np.int64(d))) / (den + (0.0 if ok else 1.0))
             row[j] = sim if ok else 0.0
-        for j in range(nb):
-            s = row[j]
-            if s > worst:
-                pos = n_cand - 1
-                while pos > 0 and cand_s[pos - 1] < s:
-                    cand_s[pos] = cand_s[pos - 1]
-                    cand_i[pos] = cand_i[pos - 1]
-                    cand_j[pos] = cand_j[pos - 1]
-                    pos -= 1
-                cand_s[pos] = s
-                cand_i[pos] = i
-                cand_j[pos] = j
-                worst = cand_s[n_cand - 1]
+    # The best CANDIDATE_PAIRS similarities, highest first, equal ones in (i, j) order: a
+    # bounded min-heap over the matrix (most entries fail the one comparison with its root),
+    # then a sort of the few kept.
+    hs = np.zeros(n_cand)
+    hk = np.full(n_cand, na * nb, np.int64)  # sentinel keys sort after every real one
+    for key in range(na * nb):
+        sv = sim_all[key]
+        if sv > hs[0]:
+            _heap_replace_root(hs, hk, sv, key)
+    # Insertion sort of the kept few: value descending, then key ascending.
+    for q in range(1, n_cand):
+        sv = hs[q]
+        kv = hk[q]
+        pos = q
+        while pos > 0 and (hs[pos - 1] < sv or (hs[pos - 1] == sv and hk[pos - 1] > kv)):
+            hs[pos] = hs[pos - 1]
+            hk[pos] = hk[pos - 1]
+            pos -= 1
+        hs[pos] = sv
+        hk[pos] = kv
+    cand_s = hs
+    cand_i = hk // nb
+    cand_j = hk % nb
     # 2. One-to-one assignment: greedy over the sorted candidates.
     used_a = np.zeros(na, np.bool_)
     used_b = np.zeros(nb, np.bool_)
@@ -366,7 +395,7 @@ def _match(xa, ya, ta, ca, ma, xb, yb, tb, cb, mb, min_cells, prm):  # type: ign
         j = cand_j[q]
         if n_p == int(prm[_RELAXATION_PAIRS]):
             break
-        if i < 0 or cand_s[q] <= 0.0 or used_a[i] or used_b[j]:
+        if cand_s[q] <= 0.0 or used_a[i] or used_b[j]:
             continue
         used_a[i] = True
         used_b[j] = True
@@ -377,29 +406,35 @@ def _match(xa, ya, ta, ca, ma, xb, yb, tb, cb, mb, min_cells, prm):  # type: ign
     if n_p == 0:
         return 0.0
     # 3. Relaxation (MCC's LSS-R): pairs supported by geometrically compatible pairs gain.
-    rho = np.empty((n_p, n_p))
+    rho = np.zeros((n_p, n_p))
     for p in range(n_p):
-        for q in range(n_p):
-            if p == q:
-                rho[p, q] = 0.0
-                continue
+        for q in range(p + 1, n_p):
             ia, ib = pi[p], pi[q]
             ja, jb = pj[p], pj[q]
-            d1 = math.hypot(xa[ia] - xa[ib], ya[ia] - ya[ib])
-            d2 = math.hypot(xb[ja] - xb[jb], yb[ja] - yb[jb])
+            ax, ay = xa[ib] - xa[ia], ya[ib] - ya[ia]
+            bx, by = xb[jb] - xb[ja], yb[jb] - yb[ja]
+            dd = abs(math.sqrt(ax * ax + ay * ay) - math.sqrt(bx * bx + by * by))
             dt = abs(_angle_diff(_angle_diff(ta[ia], ta[ib]), _angle_diff(tb[ja], tb[jb])))
-            # Past these the sigmoids are below 1e-4: skip the trigonometry.
-            if abs(d1 - d2) > prm[_COMPAT_DISTANCE_CUT] or dt > prm[_COMPAT_DIRECTION_CUT]:
-                rho[p, q] = 0.0
+            # Past these the sigmoids are below 1e-4: skip the trigonometry. Distance and
+            # direction terms are symmetric; the radial term is taken from each end.
+            if dd > prm[_COMPAT_DISTANCE_CUT] or dt > prm[_COMPAT_DIRECTION_CUT]:
                 continue
-            r1 = _sigmoid(abs(d1 - d2), prm[_COMPAT_DISTANCE_MU_PX], prm[_COMPAT_DISTANCE_TAU])
-            r2 = _sigmoid(dt, prm[_COMPAT_DIRECTION_MU_RAD], prm[_COMPAT_DIRECTION_TAU])
-            ra = _angle_diff(ta[ia], math.atan2(ya[ib] - ya[ia], xa[ib] - xa[ia]))
-            rb = _angle_diff(tb[ja], math.atan2(yb[jb] - yb[ja], xb[jb] - xb[ja]))
-            r3 = _sigmoid(
+            r12 = _sigmoid(dd, prm[_COMPAT_DISTANCE_MU_PX], prm[_COMPAT_DISTANCE_TAU]) * _sigmoid(
+                dt, prm[_COMPAT_DIRECTION_MU_RAD], prm[_COMPAT_DIRECTION_TAU]
+            )
+            seg_a = math.atan2(ay, ax)
+            seg_b = math.atan2(by, bx)
+            ra = _angle_diff(ta[ia], seg_a)
+            rb = _angle_diff(tb[ja], seg_b)
+            rho[p, q] = r12 * _sigmoid(
                 abs(_angle_diff(ra, rb)), prm[_COMPAT_RADIAL_MU_RAD], prm[_COMPAT_RADIAL_TAU]
             )
-            rho[p, q] = r1 * r2 * r3
+            # From q's end the segment points the other way (the pi cancels in ra - rb).
+            ra = _angle_diff(ta[ib], seg_a + math.pi)
+            rb = _angle_diff(tb[jb], seg_b + math.pi)
+            rho[q, p] = r12 * _sigmoid(
+                abs(_angle_diff(ra, rb)), prm[_COMPAT_RADIAL_MU_RAD], prm[_COMPAT_RADIAL_TAU]
+            )
     lam0 = lam[:n_p].copy()
     cur = lam[:n_p].copy()
     nxt = np.empty(n_p)
@@ -446,25 +481,27 @@ def _disc_cells() -> int:
 
 
 @njit(nogil=True, parallel=True, cache=True)
-def _scan_kernel(px, py, pt, pc, pm, offsets, gx, gy, gt, gc, gm, rows, min_cells, prm, out):  # type: ignore[no-untyped-def]
-    for r in prange(rows.shape[0]):
-        t = rows[r]
-        lo = offsets[t]
-        hi = offsets[t + 1]
-        out[r] = _match(
-            px,
-            py,
-            pt,
-            pc,
-            pm,
-            gx[lo:hi],
-            gy[lo:hi],
-            gt[lo:hi],
-            gc[:, lo:hi],
-            gm[lo:hi],
-            min_cells,
-            prm,
-        )
+def _scan_kernel(
+    px, py, pt, pc, pm, offsets, gx, gy, gt, gc, gm, rows, min_cells, prm, n_chunks, out
+):  # type: ignore[no-untyped-def]
+    n = rows.shape[0]
+    for ch in prange(n_chunks):
+        # Each template's cylinders are copied into a contiguous (6, m) scratch: a column slice
+        # of the gallery's (6, total) array has an unknown stride to numba, and the local
+        # similarity loop only vectorises over unit-stride rows.
+        scratch = np.empty(gc.shape[0] * 256, np.uint64)
+        for r in range(ch * n // n_chunks, (ch + 1) * n // n_chunks):
+            t = rows[r]
+            lo = offsets[t]
+            hi = offsets[t + 1]
+            m = hi - lo
+            cb = scratch[: gc.shape[0] * m].reshape((gc.shape[0], m))
+            for k in range(gc.shape[0]):
+                for q in range(m):
+                    cb[k, q] = gc[k, lo + q]
+            out[r] = _match(
+                px, py, pt, pc, pm, gx[lo:hi], gy[lo:hi], gt[lo:hi], cb, gm[lo:hi], min_cells, prm
+            )
 
 
 def scan(
@@ -480,5 +517,6 @@ def scan(
     """
     out = np.empty(rows.shape[0], np.float64)
     if rows.shape[0]:
-        _scan_kernel(*probe, offsets, *gallery, rows, min_matchable_cells(), PARAMS, out)
+        n_chunks = max(1, min(rows.shape[0], numba.get_num_threads() * 8))
+        _scan_kernel(*probe, offsets, *gallery, rows, min_matchable_cells(), PARAMS, n_chunks, out)
     return out
