@@ -268,10 +268,10 @@ class IrisGallery:
             new[:have] = old
             setattr(self, name, new)
         for name, dtype in (("_row_ids", np.int64), ("_alive", bool)):
-            old = getattr(self, name)
-            new = np.zeros(new_blocks * self.lanes, dtype)
-            new[: old.size] = old
-            setattr(self, name, new)
+            old_flat = getattr(self, name)
+            new_flat = np.zeros(new_blocks * self.lanes, dtype)
+            new_flat[: old_flat.size] = old_flat
+            setattr(self, name, new_flat)
 
     def _scatter(
         self, dst: npt.NDArray[np.uint64], start: int, rows: npt.NDArray[np.uint64]
@@ -291,8 +291,8 @@ class IrisGallery:
             )
             i += full * lanes
         if i < n:
-            r = np.arange(start + i, start + n)
-            dst[r // lanes, :, r % lanes] = rows[i:]
+            tail = np.arange(start + i, start + n)
+            dst[tail // lanes, :, tail % lanes] = rows[i:]
 
     def _gather(
         self, src: npt.NDArray[np.uint64], rows: npt.NDArray[np.int64]
@@ -636,7 +636,8 @@ class IrisGallery:
                 raise InvalidTemplate(f"{path}: truncated ({name} runs past the end of the file)")
             f.seek(start + offset)
             arr = np.empty(shape, dtype)
-            if arr.nbytes and f.readinto(memoryview(arr.reshape(-1)).cast("B")) != arr.nbytes:
+            got = f.readinto(arr.reshape(-1).data.cast("B")) if arr.nbytes else 0  # type: ignore[attr-defined]
+            if got != arr.nbytes:
                 raise InvalidTemplate(f"{path}: truncated while reading {name}")
             arrays[name] = arr
         n_rows = int(header["n_rows"])

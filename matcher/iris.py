@@ -342,7 +342,15 @@ def hamming_distance_packed(
         arrays.append(np.ascontiguousarray(arr))
     if len({a.shape[0] for a in arrays}) != 1:
         raise InvalidTemplate(f"batch sizes differ: {[a.shape[0] for a in arrays]}")
-    return cpu.iris_pairs(*arrays, geometry.column_stride_bits, int(max_shift), int(min_valid_bits))
+    return cpu.iris_pairs(
+        arrays[0],
+        arrays[1],
+        arrays[2],
+        arrays[3],
+        geometry.column_stride_bits,
+        int(max_shift),
+        int(min_valid_bits),
+    )
 
 
 def hamming_distance(
@@ -406,7 +414,9 @@ def hamming_distance(
     n = max(na, nb)
     packed = [pack_codes(x, geometry_a) for x in (*a, *b)]
     packed = [np.ascontiguousarray(np.broadcast_to(p, (n, p.shape[1]))) for p in packed]
-    hd, shift, bits = hamming_distance_packed(*packed, geometry_a, max_shift, min_valid_bits)
+    hd, shift, bits = hamming_distance_packed(
+        packed[0], packed[1], packed[2], packed[3], geometry_a, max_shift, min_valid_bits
+    )
     if single:
         return float(hd[0]), int(shift[0]), int(bits[0])
     return hd, shift, bits

@@ -245,7 +245,7 @@ def _build_cylinders(X, Y, T, prm, out_bits, out_mask, out_ok):  # type: ignore[
 
 
 def build_cylinders(
-    x: npt.NDArray[np.float32], y: npt.NDArray[np.float32], theta: npt.NDArray[np.float32]
+    x: npt.ArrayLike, y: npt.ArrayLike, theta: npt.ArrayLike
 ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.bool_]]:
     """Bit cylinders of every minutia: ``(bits (n, sections) uint64, mask (n,) uint64, ok (n,))``.
 
@@ -466,7 +466,7 @@ def _match(xa, ya, ta, ca, ma, xb, yb, tb, cb, mb, min_cells, prm):  # type: ign
 
 def match_features(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> float:
     """Score two feature tuples ``(X, Y_up, theta, bits (sections, n), mask)``."""
-    return float(_match(*a, *b, min_matchable_cells(), PARAMS))
+    return float(_match(*a, *b, min_matchable_cells(), PARAMS))  # type: ignore[call-arg]
 
 
 def min_matchable_cells() -> int:
@@ -518,5 +518,7 @@ def scan(
     out = np.empty(rows.shape[0], np.float64)
     if rows.shape[0]:
         n_chunks = max(1, min(rows.shape[0], numba.get_num_threads() * 8))
-        _scan_kernel(*probe, offsets, *gallery, rows, min_matchable_cells(), PARAMS, n_chunks, out)
+        _scan_kernel(  # type: ignore[call-arg]
+            *probe, offsets, *gallery, rows, min_matchable_cells(), PARAMS, n_chunks, out
+        )
     return out

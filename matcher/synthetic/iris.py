@@ -150,8 +150,8 @@ def genuine_probes(
     """A new capture of each enrolled code: rotated, with bit noise and a fresh mask."""
     n = codes.shape[0]
     geometry = IrisGeometry(*codes.shape[1:])
-    rot = rng.integers(-max_shift, max_shift + 1, size=n)
-    level = rng.uniform(noise[0], noise[1], size=n)
+    rot = np.asarray(rng.integers(-max_shift, max_shift + 1, size=n))
+    level = np.asarray(rng.uniform(noise[0], noise[1], size=n), np.float64)
     out = np.empty_like(codes)
     for i in range(n):
         out[i] = np.roll(codes[i], int(rot[i]), axis=1)
