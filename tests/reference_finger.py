@@ -165,6 +165,11 @@ def match_reference(a, b, min_cells: int) -> float:  # type: ignore[no-untyped-d
             d1 = math.hypot(xa[ia] - xa[ib], ya[ia] - ya[ib])
             d2 = math.hypot(xb[ja] - xb[jb], yb[ja] - yb[jb])
             dt = abs(angle_diff(angle_diff(ta[ia], ta[ib]), angle_diff(tb[ja], tb[jb])))
+            # The matcher's definition: compatibility is zero where a sigmoid is below 1e-4.
+            if abs(d1 - d2) > fp.COMPAT_DISTANCE_MU_PX + 9.2 / abs(fp.COMPAT_DISTANCE_TAU):
+                continue
+            if dt > fp.COMPAT_DIRECTION_MU_RAD + 9.2 / abs(fp.COMPAT_DIRECTION_TAU):
+                continue
             ra = angle_diff(ta[ia], math.atan2(ya[ib] - ya[ia], xa[ib] - xa[ia]))
             rb = angle_diff(tb[ja], math.atan2(yb[jb] - yb[ja], xb[jb] - xb[ja]))
             rho[p, q] = (

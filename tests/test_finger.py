@@ -66,7 +66,7 @@ def test_score_equals_the_reference(seed: int) -> None:
     fa, fb = features(a), features(b)
     got = match(fa, fb)
     want = match_reference(fa.kernel_args(), fb.kernel_args(), finger_cpu.min_matchable_cells())
-    assert got == pytest.approx(want, abs=2e-3)
+    assert got == pytest.approx(want, abs=1e-9)
 
 
 def test_identical_templates_score_near_one() -> None:

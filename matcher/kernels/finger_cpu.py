@@ -415,8 +415,9 @@ def _match(xa, ya, ta, ca, ma, xb, yb, tb, cb, mb, min_cells, prm):  # type: ign
             bx, by = xb[jb] - xb[ja], yb[jb] - yb[ja]
             dd = abs(math.sqrt(ax * ax + ay * ay) - math.sqrt(bx * bx + by * by))
             dt = abs(_angle_diff(_angle_diff(ta[ia], ta[ib]), _angle_diff(tb[ja], tb[jb])))
-            # Past these the sigmoids are below 1e-4: skip the trigonometry. Distance and
-            # direction terms are symmetric; the radial term is taken from each end.
+            # Past these a sigmoid is below 1e-4 and the compatibility is defined as zero (part of
+            # the score, not only a shortcut). Distance and direction terms are symmetric; the
+            # radial term is taken from each end.
             if dd > prm[_COMPAT_DISTANCE_CUT] or dt > prm[_COMPAT_DIRECTION_CUT]:
                 continue
             r12 = _sigmoid(dd, prm[_COMPAT_DISTANCE_MU_PX], prm[_COMPAT_DISTANCE_TAU]) * _sigmoid(
@@ -457,7 +458,9 @@ def _match(xa, ya, ta, ca, ma, xb, yb, tb, cb, mb, min_cells, prm):  # type: ign
     eff = np.empty(n_p)
     for p in range(n_p):
         eff[p] = cur[p] / lam0[p]
-    order = np.argsort(-eff)
+    # Stable: pairs of equal efficiency (common: a pair compatible with no other ends at exactly
+    # w ** iterations) keep candidate order, so the score never depends on a sort's internals.
+    order = np.argsort(-eff, kind="mergesort")
     total = 0.0
     for q in range(min(n_score, n_p)):
         total += cur[order[q]]
@@ -482,14 +485,14 @@ def _disc_cells() -> int:
 
 @njit(nogil=True, parallel=True, cache=True)
 def _scan_kernel(
-    px, py, pt, pc, pm, offsets, gx, gy, gt, gc, gm, rows, min_cells, prm, n_chunks, out
+    px, py, pt, pc, pm, offsets, gx, gy, gt, gc, gm, rows, min_cells, prm, n_chunks, max_len, out
 ):  # type: ignore[no-untyped-def]
     n = rows.shape[0]
     for ch in prange(n_chunks):
         # Each template's cylinders are copied into a contiguous (6, m) scratch: a column slice
         # of the gallery's (6, total) array has an unknown stride to numba, and the local
         # similarity loop only vectorises over unit-stride rows.
-        scratch = np.empty(gc.shape[0] * 256, np.uint64)
+        scratch = np.empty(gc.shape[0] * max_len, np.uint64)
         for r in range(ch * n // n_chunks, (ch + 1) * n // n_chunks):
             t = rows[r]
             lo = offsets[t]
@@ -515,10 +518,22 @@ def scan(
     ``probe`` and ``gallery`` are ``(X, Y_up, theta, bits (sections, n), mask)``; template ``t``
     owns minutiae ``offsets[t]:offsets[t + 1]``. Parallel over templates; releases the GIL.
     """
+    rows = np.asarray(rows)
+    offsets = np.asarray(offsets)
+    if offsets.dtype != np.int64 or offsets.ndim != 1 or offsets.size < 1:
+        raise InvalidTemplate("offsets must be a 1-D int64 array of at least one entry")
+    if offsets[0] != 0 or np.any(np.diff(offsets) < 0) or offsets[-1] > gallery[0].shape[0]:
+        raise InvalidTemplate("offsets must rise from 0 to at most the number of minutiae")
+    if rows.ndim != 1 or (rows.size and (rows.dtype.kind not in "iu" or rows.min() < 0)):
+        raise InvalidTemplate("rows must be a 1-D array of non-negative template indices")
+    if rows.size and rows.max() >= offsets.size - 1:
+        raise InvalidTemplate(f"row {int(rows.max())} is past the {offsets.size - 1} templates")
+    rows = rows.astype(np.int64, copy=False)
     out = np.empty(rows.shape[0], np.float64)
     if rows.shape[0]:
         n_chunks = max(1, min(rows.shape[0], numba.get_num_threads() * 8))
+        max_len = max(1, int(np.diff(offsets).max()))
         _scan_kernel(  # type: ignore[call-arg]
-            *probe, offsets, *gallery, rows, min_matchable_cells(), PARAMS, n_chunks, out
+            *probe, offsets, *gallery, rows, min_matchable_cells(), PARAMS, n_chunks, max_len, out
         )
     return out

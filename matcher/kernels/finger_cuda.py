@@ -1,0 +1,455 @@
+"""Numba CUDA kernel of the fingerprint 1:N scan: the contract of :func:`finger_cpu.scan`, on a GPU.
+
+Same arguments, same constants (:data:`finger_cpu.PARAMS` and its index names,
+:func:`finger_cpu.min_matchable_cells`) and the same algorithm, step by step, as
+``finger_cpu._match``; scores agree with the CPU kernel to within 1e-9. Every value that feeds a
+discrete decision (candidate order, greedy picks, cut-offs, efficiency order) is computed by the
+same operations in the same order, so exact ties stay exact ties and are broken the same way; the
+CPU kernel is compiled with fast-math and the GPU's libdevice ``exp``/``atan2`` are not glibc's,
+so other values may differ in the last bits. The public wrapper checks dtypes, shapes, contiguity,
+finite values and the CSR offsets and raises :class:`~matcher.errors.InvalidTemplate`; the kernel
+and its device functions only do arithmetic on arrays and never raise.
+
+Install and simulator: as :mod:`matcher.kernels.cuda` (the ``[gpu]`` extra on a GPU host; importing
+this module never needs CUDA; without a device :func:`available` is ``False`` and :func:`scan`
+raises :class:`~matcher.errors.DeviceUnavailable` after checking its inputs; tests run the kernel
+under ``NUMBA_ENABLE_CUDASIM=1``).
+
+Algorithm steps (per gallery template; MCC, Cappelli, Ferrara, Maltoni, TPAMI 2010)
+1. Local similarity of every (probe minutia i, template minutia j), i outer, j inner: zero unless
+   the directions differ by at most MAX_DIRECTION_DIFF_RAD, the common valid cells reach
+   ``min_cells`` and some bit is set; ``1 - sqrt(|a ^ b|) / (sqrt|a| + sqrt|b|)`` over the common
+   cells. The best CANDIDATE_PAIRS are kept by insertion into a sorted list; a value enters only
+   above the last kept one and goes after equal ones, so the list is the CPU's (a bounded heap
+   there): value descending, equal values in ``(i, j)`` order, ties at the cut keep the earlier.
+2. Greedy one-to-one assignment over the sorted candidates, at most RELAXATION_PAIRS pairs.
+3. Compatibility ``rho`` of every two pairs (distance and direction sigmoids once per pair of
+   pairs, radial-angle sigmoid from each end; zero past the CPU's cut-offs), then
+   RELAXATION_ITERATIONS of relaxation.
+4. Efficiency ``relaxed / initial`` of each pair; the mean relaxed similarity of the n_score most
+   efficient pairs, in a stable order as on the CPU: pairs compatible with no other pair all end
+   with efficiency exactly ``RELAXATION_WEIGHT ** RELAXATION_ITERATIONS`` but different relaxed
+   values, so the tie rule decides which of them count.
+
+Thread mapping, and why
+-----------------------
+One thread per requested template: thread ``r`` scores ``rows[r]`` and writes ``out[r]``. A match is
+a few thousand dependent steps (insertions, a greedy pass, a 24 x 24 relaxation, a sort), with
+nothing to share between templates, so a thread owns one whole match and needs no barrier or
+reduction. All threads read the same probe minutia at the same moment: the probe stays in global
+memory and each load is one broadcast from L1 (shared memory would add a cooperative load and a
+barrier for no fewer transactions). Each thread walks its own CSR slice of the gallery
+(``offsets[t]:offsets[t + 1]``), so gallery loads are not coalesced across a warp; a template is a
+few hundred bytes per section row and stays in L1/L2 while the probe loop sweeps it. Templates of
+different sizes make the threads of a warp finish at different times (divergence); sorting
+``rows`` by minutiae count before the call would even this out.
+
+Memory
+------
+Per-thread scratch is ``cuda.local.array`` with compile-time sizes: candidates
+(``_MAX_CANDIDATES`` = 48 x (float64 + 2 int32)), pairs (``_MAX_PAIRS`` = 24 x (3 float64 + 2
+int32)), ``rho`` (24 x 24 float64, 4.6 kB) and the sort's order and stack (24 x 3 int32): about
+6.4 kB per thread in local memory (cached in L1/L2). The CPU kernel's per-minutia ``used`` flags
+and its ``na x nb`` similarity matrix are replaced by a scan of the at most 24 pairs already taken
+and by inserting each similarity as it is computed, so nothing scales with the minutiae count.
+The full gallery (``offsets``, five arrays, ``rows``) is copied to the device on every call, then
+one launch of ``len(rows)`` threads; a device-resident gallery (copied once at enrolment) is the
+next step.
+
+Glossary inside kernels: ``px, py, pt, pc, pm`` the probe's X, Y (y up), theta, section-major bits
+``(6, n)`` and validity masks; ``gx ... gm`` the same for the flat gallery; ``lo`` the first
+minutia of the thread's template, ``nb`` its count; ``prm`` :data:`finger_cpu.PARAMS`; ``cand_*``
+candidate pairs; ``pi, pj, lam`` assigned pairs and their initial similarities; ``cur`` relaxed
+similarities.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from matcher.errors import DeviceUnavailable, InvalidTemplate
+from matcher.kernels import finger_cpu
+from matcher.kernels.finger_cpu import (
+    _CANDIDATE_PAIRS,
+    _COMPAT_DIRECTION_CUT,
+    _COMPAT_DIRECTION_MU_RAD,
+    _COMPAT_DIRECTION_TAU,
+    _COMPAT_DISTANCE_CUT,
+    _COMPAT_DISTANCE_MU_PX,
+    _COMPAT_DISTANCE_TAU,
+    _COMPAT_RADIAL_MU_RAD,
+    _COMPAT_RADIAL_TAU,
+    _MAX_DIRECTION_DIFF_RAD,
+    _MAX_SCORED_PAIRS,
+    _MIN_SCORED_PAIRS,
+    _RELAXATION_ITERATIONS,
+    _RELAXATION_PAIRS,
+    _RELAXATION_WEIGHT,
+    _SCORED_PAIRS_SIGMOID_MU,
+    _SCORED_PAIRS_SIGMOID_TAU,
+    PARAMS,
+)
+
+try:  # numba.cuda is part of numba up to its removal there, then the `numba-cuda` package ([gpu])
+    from numba import cuda
+except ImportError:  # no CUDA target installed: the module still imports, available() is False
+    cuda = None  # type: ignore[assignment]
+
+#: Threads per CUDA block: a multiple of the 32-thread warp; each thread holds ~6.4 kB of local
+#: scratch, so small blocks keep several resident per SM.
+THREADS_PER_BLOCK = 128
+
+_TWO_PI = 2.0 * math.pi
+_SECTIONS = 6
+# Compile-time sizes of the per-thread scratch (cuda.local.array needs constants). The kernel
+# also clamps the PARAMS values to these, so it never writes out of bounds whatever PARAMS holds.
+_MAX_CANDIDATES = 48
+_MAX_PAIRS = 24
+#: |theta| beyond this is refused. Features hold [0, 2 pi); the angle wrap goes through an int64
+#: ``floor`` that overflows (differently on CPU and GPU) for huge angles, and raises on NaN/inf
+#: under the simulator.
+MAX_ABS_THETA_RAD = 4.0 * math.pi
+
+if PARAMS[_CANDIDATE_PAIRS] > _MAX_CANDIDATES or PARAMS[_RELAXATION_PAIRS] > _MAX_PAIRS:
+    raise ImportError(
+        f"finger_cuda holds at most {_MAX_CANDIDATES} candidates and {_MAX_PAIRS} relaxation "
+        "pairs per thread: raise _MAX_CANDIDATES / _MAX_PAIRS with finger_params"
+    )
+if finger_cpu._SECTIONS != _SECTIONS:
+    raise ImportError("finger_cuda is written for 6 angular sections (one word each)")
+
+F64Array = npt.NDArray[np.float64]
+I64Array = npt.NDArray[np.int64]
+
+
+def _jit(fn):  # type: ignore[no-untyped-def]
+    """``cuda.jit`` kernel (compiled lazily at the first launch), or the plain function.
+
+    Kernels and device functions must call ``cuda.*`` through this module's global ``cuda``: the
+    simulator swaps that global for its fake module while a kernel runs.
+    """
+    return cuda.jit(fn) if cuda is not None else fn
+
+
+def _device(fn):  # type: ignore[no-untyped-def]
+    """``cuda.jit(device=True)``, or the plain function without numba.cuda."""
+    return cuda.jit(device=True)(fn) if cuda is not None else fn
+
+
+def available() -> bool:
+    """True when CUDA kernels can run here: a usable GPU, or numba's CUDA simulator."""
+    return cuda is not None and bool(cuda.is_available())
+
+
+def _require_cuda() -> None:
+    if not available():
+        raise DeviceUnavailable(
+            "no CUDA device: install the [gpu] extra (numba-cuda) on a host with an NVIDIA GPU and "
+            "driver, or set NUMBA_ENABLE_CUDASIM=1 before numba is imported to simulate one"
+        )
+
+
+def _grid(n: int) -> int:
+    return (n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
+
+
+# --------------------------------------------------------------------------------------------
+# Device functions.
+# --------------------------------------------------------------------------------------------
+
+
+@_device
+def _angle_diff(a, b):  # type: ignore[no-untyped-def]
+    """a - b wrapped into [-pi, pi) (finger_cpu._angle_diff, the same floor formula)."""
+    d = a - b
+    return d - _TWO_PI * math.floor((d + math.pi) / _TWO_PI)
+
+
+@_device
+def _sigmoid(v, mu, tau):  # type: ignore[no-untyped-def]
+    return 1.0 / (1.0 + math.exp(-tau * (v - mu)))
+
+
+@_device
+def _stable_order(key, n, order):  # type: ignore[no-untyped-def]
+    """``order[:n]`` = the stable ascending argsort of ``key[:n]`` (insertion sort, n <= 24)."""
+    for q in range(n):
+        order[q] = q
+    for q in range(1, n):
+        v = order[q]
+        pos = q
+        while pos > 0 and key[order[pos - 1]] > key[v]:
+            order[pos] = order[pos - 1]
+            pos -= 1
+        order[pos] = v
+
+
+@_device
+def _match(px, py, pt, pc, pm, gx, gy, gt, gc, gm, lo, nb, min_cells, prm):  # type: ignore[no-untyped-def]
+    """finger_cpu._match of the probe and gallery minutiae ``lo:lo + nb``, in [0, 1]."""
+    na = px.shape[0]
+    if na == 0 or nb == 0:
+        return 0.0
+    # 1. Local similarities, keeping the best CANDIDATE_PAIRS (ties: earlier (i, j) first).
+    # (Conditionals, not min/max: numba's CUDA target does not type the two-argument builtins.)
+    n_cand = int(prm[_CANDIDATE_PAIRS])
+    if n_cand > _MAX_CANDIDATES:
+        n_cand = _MAX_CANDIDATES
+    cand_s = cuda.local.array(_MAX_CANDIDATES, np.float64)
+    cand_i = cuda.local.array(_MAX_CANDIDATES, np.int32)
+    cand_j = cuda.local.array(_MAX_CANDIDATES, np.int32)
+    for q in range(n_cand):
+        cand_s[q] = 0.0
+        cand_i[q] = -1
+        cand_j[q] = -1
+    worst = 0.0
+    max_dt = prm[_MAX_DIRECTION_DIFF_RAD]
+    for i in range(na):
+        ti = pt[i]
+        mi = pm[i]
+        c0, c1, c2, c3, c4, c5 = pc[0, i], pc[1, i], pc[2, i], pc[3, i], pc[4, i], pc[5, i]
+        for j in range(nb):
+            g = lo + j
+            dt = ti - gt[g]
+            dt -= _TWO_PI * math.floor((dt + math.pi) / _TWO_PI)  # into [-pi, pi), as the CPU
+            if abs(dt) > max_dt:
+                continue
+            m = mi & gm[g]
+            if cuda.popc(m) < min_cells:
+                continue
+            x0, y0 = c0 & m, gc[0, g] & m
+            x1, y1 = c1 & m, gc[1, g] & m
+            x2, y2 = c2 & m, gc[2, g] & m
+            x3, y3 = c3 & m, gc[3, g] & m
+            x4, y4 = c4 & m, gc[4, g] & m
+            x5, y5 = c5 & m, gc[5, g] & m
+            d = (
+                cuda.popc(x0 ^ y0)
+                + cuda.popc(x1 ^ y1)
+                + cuda.popc(x2 ^ y2)
+                + cuda.popc(x3 ^ y3)
+                + cuda.popc(x4 ^ y4)
+                + cuda.popc(x5 ^ y5)
+            )
+            sa = (
+                cuda.popc(x0)
+                + cuda.popc(x1)
+                + cuda.popc(x2)
+                + cuda.popc(x3)
+                + cuda.popc(x4)
+                + cuda.popc(x5)
+            )
+            sb = (
+                cuda.popc(y0)
+                + cuda.popc(y1)
+                + cuda.popc(y2)
+                + cuda.popc(y3)
+                + cuda.popc(y4)
+                + cuda.popc(y5)
+            )
+            if sa + sb == 0:
+                continue
+            den = math.sqrt(np.float64(sa)) + math.sqrt(np.float64(sb))
+            s = 1.0 - math.sqrt(np.float64(d)) / den
+            if s > worst:
+                pos = n_cand - 1
+                while pos > 0 and cand_s[pos - 1] < s:
+                    cand_s[pos] = cand_s[pos - 1]
+                    cand_i[pos] = cand_i[pos - 1]
+                    cand_j[pos] = cand_j[pos - 1]
+                    pos -= 1
+                cand_s[pos] = s
+                cand_i[pos] = i
+                cand_j[pos] = j
+                worst = cand_s[n_cand - 1]
+    # 2. One-to-one assignment: greedy over the sorted candidates ("used" = already in a pair).
+    n_relax = int(prm[_RELAXATION_PAIRS])
+    if n_relax > _MAX_PAIRS:
+        n_relax = _MAX_PAIRS
+    pi = cuda.local.array(_MAX_PAIRS, np.int32)
+    pj = cuda.local.array(_MAX_PAIRS, np.int32)
+    lam = cuda.local.array(_MAX_PAIRS, np.float64)
+    n_p = 0
+    for q in range(n_cand):
+        if n_p == n_relax:
+            break
+        i = cand_i[q]
+        j = cand_j[q]
+        if i < 0 or cand_s[q] <= 0.0:
+            continue
+        used = False
+        for p in range(n_p):
+            if pi[p] == i or pj[p] == j:
+                used = True
+        if used:
+            continue
+        pi[n_p] = i
+        pj[n_p] = j
+        lam[n_p] = cand_s[q]
+        n_p += 1
+    if n_p == 0:
+        return 0.0
+    # 3. Relaxation (MCC's LSS-R): pairs supported by geometrically compatible pairs gain.
+    # Distance and direction terms are symmetric, computed once per {p, q}; the radial term is
+    # taken from each end (the CPU's order of operations, so the cut-offs see the same values).
+    rho = cuda.local.array((_MAX_PAIRS, _MAX_PAIRS), np.float64)
+    for p in range(n_p):
+        for q in range(n_p):
+            rho[p, q] = 0.0
+    for p in range(n_p):
+        for q in range(p + 1, n_p):
+            ia, ib = pi[p], pi[q]
+            ja, jb = lo + pj[p], lo + pj[q]
+            ax, ay = px[ib] - px[ia], py[ib] - py[ia]
+            bx, by = gx[jb] - gx[ja], gy[jb] - gy[ja]
+            dd = abs(math.sqrt(ax * ax + ay * ay) - math.sqrt(bx * bx + by * by))
+            dt = abs(_angle_diff(_angle_diff(pt[ia], pt[ib]), _angle_diff(gt[ja], gt[jb])))
+            if dd > prm[_COMPAT_DISTANCE_CUT] or dt > prm[_COMPAT_DIRECTION_CUT]:
+                continue
+            r12 = _sigmoid(dd, prm[_COMPAT_DISTANCE_MU_PX], prm[_COMPAT_DISTANCE_TAU]) * _sigmoid(
+                dt, prm[_COMPAT_DIRECTION_MU_RAD], prm[_COMPAT_DIRECTION_TAU]
+            )
+            seg_a = math.atan2(ay, ax)
+            seg_b = math.atan2(by, bx)
+            ra = _angle_diff(pt[ia], seg_a)
+            rb = _angle_diff(gt[ja], seg_b)
+            rho[p, q] = r12 * _sigmoid(
+                abs(_angle_diff(ra, rb)), prm[_COMPAT_RADIAL_MU_RAD], prm[_COMPAT_RADIAL_TAU]
+            )
+            ra = _angle_diff(pt[ib], seg_a + math.pi)
+            rb = _angle_diff(gt[jb], seg_b + math.pi)
+            rho[q, p] = r12 * _sigmoid(
+                abs(_angle_diff(ra, rb)), prm[_COMPAT_RADIAL_MU_RAD], prm[_COMPAT_RADIAL_TAU]
+            )
+    cur = cuda.local.array(_MAX_PAIRS, np.float64)
+    nxt = cuda.local.array(_MAX_PAIRS, np.float64)
+    for p in range(n_p):
+        cur[p] = lam[p]
+    w = prm[_RELAXATION_WEIGHT]
+    n_others = n_p - 1 if n_p > 1 else 1
+    for _ in range(int(prm[_RELAXATION_ITERATIONS])):
+        for p in range(n_p):
+            acc = 0.0
+            for q in range(n_p):
+                acc += rho[p, q] * cur[q]
+            nxt[p] = w * cur[p] + (1.0 - w) * acc / n_others
+        for p in range(n_p):
+            cur[p] = nxt[p]
+    # 4. Score: the pairs that relaxation kept best (stable order, as the CPU), averaged over n_P.
+    n_min = na if na < nb else nb
+    n_score = int(prm[_MIN_SCORED_PAIRS]) + int(
+        round(
+            _sigmoid(n_min, prm[_SCORED_PAIRS_SIGMOID_MU], prm[_SCORED_PAIRS_SIGMOID_TAU])
+            * (prm[_MAX_SCORED_PAIRS] - prm[_MIN_SCORED_PAIRS])
+        )
+    )
+    key = nxt  # free now: -efficiency, sorted ascending as the CPU's np.argsort(-eff)
+    for p in range(n_p):
+        key[p] = -(cur[p] / lam[p])
+    order = cuda.local.array(_MAX_PAIRS, np.int32)
+    _stable_order(key, n_p, order)
+    total = 0.0
+    for q in range(n_score if n_score < n_p else n_p):
+        total += cur[order[q]]
+    score = total / n_score
+    if score < 0.0:
+        score = 0.0
+    if score > 1.0:
+        score = 1.0
+    return score
+
+
+# --------------------------------------------------------------------------------------------
+# Kernel and wrapper.
+# --------------------------------------------------------------------------------------------
+
+
+@_jit
+def _scan_kernel(px, py, pt, pc, pm, offsets, gx, gy, gt, gc, gm, rows, min_cells, prm, out):  # type: ignore[no-untyped-def]
+    r = cuda.grid(1)
+    if r >= rows.shape[0]:
+        return
+    t = rows[r]
+    lo = offsets[t]
+    out[r] = _match(px, py, pt, pc, pm, gx, gy, gt, gc, gm, lo, offsets[t + 1] - lo, min_cells, prm)
+
+
+def _check_features(arrays: object, what: str) -> int:
+    """Minutiae count of ``(X, Y_up, theta, bits (6, n), mask (n,))``, or InvalidTemplate."""
+    if not isinstance(arrays, Sequence) or len(arrays) != 5:
+        raise InvalidTemplate(f"{what} must be (X, Y_up, theta, bits, mask)")
+    if not all(isinstance(a, np.ndarray) for a in arrays):
+        raise InvalidTemplate(f"{what} must hold numpy arrays")
+    x, y, theta, bits, mask = arrays
+    n = x.shape[0] if x.ndim == 1 else -1
+    for name, a, dtype, shape in (
+        ("X", x, np.float64, (n,)),
+        ("Y", y, np.float64, (n,)),
+        ("theta", theta, np.float64, (n,)),
+        ("bits", bits, np.uint64, (_SECTIONS, n)),
+        ("mask", mask, np.uint64, (n,)),
+    ):
+        if a.dtype != dtype or a.shape != shape or not a.flags.c_contiguous:
+            raise InvalidTemplate(
+                f"{what} {name} must be a C-contiguous {np.dtype(dtype).name} array of shape "
+                f"{shape} (n = X's length), got {a.dtype} {a.shape}"
+            )
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise InvalidTemplate(f"{what} minutia positions must be finite")
+    if not (np.abs(theta) <= MAX_ABS_THETA_RAD).all():  # also refuses NaN
+        raise InvalidTemplate(f"{what} directions must be finite radians within +-4 pi")
+    return n
+
+
+def scan(
+    probe: tuple[np.ndarray, ...],
+    offsets: I64Array,
+    gallery: tuple[np.ndarray, ...],
+    rows: I64Array,
+) -> F64Array:
+    """Scores of one probe against the gallery templates ``rows`` (CSR layout), on the GPU.
+
+    ``probe`` and ``gallery`` are ``(X, Y_up, theta, bits (6, n), mask (n,))``: float64 pixels at
+    500 dpi with y up, float64 radians (ISO, within +-4 pi), uint64 section-major cylinder bits and
+    validity masks, all C-contiguous (:meth:`FingerFeatures.kernel_args`, concatenated for the
+    gallery). Template ``t`` owns gallery minutiae ``offsets[t]:offsets[t + 1]`` (``offsets``:
+    int64, non-decreasing, within the gallery); ``rows``: int64 template numbers, any order,
+    repeats allowed. Returns host float64 ``(len(rows),)`` in [0, 1], ``out[r]`` the score of
+    ``rows[r]``: 0 = nothing in common, 1 = identical (as :func:`finger_cpu.scan`, to within 1e-9).
+
+    Cost: O(total minutiae) host checks, the whole gallery copied to the device on every call
+    (about 64 bytes per minutia), one launch of ``len(rows)`` threads. Thread-safe: every call has
+    its own device buffers. Raises InvalidTemplate on bad input, DeviceUnavailable without a
+    device (empty ``rows`` needs none).
+    """
+    _check_features(probe, "probe")
+    n_total = _check_features(gallery, "gallery")
+    for name, a in (("offsets", offsets), ("rows", rows)):
+        if not isinstance(a, np.ndarray) or a.dtype != np.int64 or a.ndim != 1:
+            raise InvalidTemplate(f"{name} must be a 1-D int64 array")
+    if offsets.shape[0] == 0:
+        raise InvalidTemplate("offsets must hold n_templates + 1 entries")
+    if offsets[0] < 0 or offsets[-1] > n_total or (np.diff(offsets) < 0).any():
+        raise InvalidTemplate(f"offsets must be non-decreasing within [0, {n_total}]")
+    n_templates = offsets.shape[0] - 1
+    if rows.size and (rows.min() < 0 or rows.max() >= n_templates):
+        raise InvalidTemplate(f"rows must be template numbers in [0, {n_templates})")
+    n = rows.shape[0]
+    if n == 0:
+        return np.empty(0, np.float64)
+    _require_cuda()
+    d_out = cuda.device_array(n, np.float64)
+    _scan_kernel[_grid(n), THREADS_PER_BLOCK](
+        *(cuda.to_device(a) for a in probe),
+        cuda.to_device(np.ascontiguousarray(offsets)),
+        *(cuda.to_device(a) for a in gallery),
+        cuda.to_device(np.ascontiguousarray(rows)),
+        finger_cpu.min_matchable_cells(),
+        cuda.to_device(PARAMS),
+        d_out,
+    )
+    return d_out.copy_to_host()
