@@ -22,10 +22,15 @@ CYLINDER_CELLS_PER_SIDE = 8
 CYLINDER_SECTIONS = 6
 #: Spatial Gaussian sigma (MCC: 28/3 px); neighbours farther than 3 sigma from a cell are ignored.
 SPATIAL_SIGMA_PX = 28.0 / 3.0
-#: Directional Gaussian sigma (MCC: 2*pi/9 rad).
-DIRECTIONAL_SIGMA_RAD = 2.0 * math.pi / 9.0
-#: A cell's bit is set when its summed contribution reaches this (MCC's mu_Psi for the bit form).
-CELL_ON_THRESHOLD = 0.01
+#: Directional Gaussian sigma (MCC: 2*pi/9 = 0.70 rad). With 8 x 8 cells each cell is twice as
+#: wide as MCC's, so a cell gathers more neighbours: a narrower directional window keeps the
+#: sections distinct. 0.5 rad sits in the middle of a plateau (0.45-0.55) measured on FVC2002
+#: DB1_B and DB3_B mindtct minutiae (EER 2.9 % / 6.4 % against 3.2 % / 8.9 % with MCC's values).
+DIRECTIONAL_SIGMA_RAD = 0.5
+#: A cell's bit is set when its summed contribution reaches this (MCC's mu_Psi for the bit form:
+#: 0.01). Lower, so that a neighbour a few pixels off still lights the cell: binary cylinders are
+#: otherwise brittle under the position noise of real extraction (same measurement as above).
+CELL_ON_THRESHOLD = 0.005
 #: Cells farther than this outside the convex hull of all minutiae are invalid (MCC: Omega = 50).
 HULL_MARGIN_PX = 50.0
 #: A cylinder is kept only with at least this fraction of its in-radius cells valid (MCC: 0.75)
