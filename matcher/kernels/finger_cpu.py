@@ -423,18 +423,19 @@ def _match(xa, ya, ta, ca, ma, xb, yb, tb, cb, mb, min_cells, prm):  # type: ign
             r12 = _sigmoid(dd, prm[_COMPAT_DISTANCE_MU_PX], prm[_COMPAT_DISTANCE_TAU]) * _sigmoid(
                 dt, prm[_COMPAT_DIRECTION_MU_RAD], prm[_COMPAT_DIRECTION_TAU]
             )
-            seg_a = math.atan2(ay, ax)
-            seg_b = math.atan2(by, bx)
-            ra = _angle_diff(ta[ia], seg_a)
-            rb = _angle_diff(tb[ja], seg_b)
+            # Radial terms: (theta_a - seg_a) - (theta_b - seg_b) from each end. Only the angle
+            # of segment a relative to segment b is needed (one atan2), and from the other end
+            # both segments turn by pi, which cancels.
+            dseg = math.atan2(bx * ay - by * ax, ax * bx + ay * by)
             rho[p, q] = r12 * _sigmoid(
-                abs(_angle_diff(ra, rb)), prm[_COMPAT_RADIAL_MU_RAD], prm[_COMPAT_RADIAL_TAU]
+                abs(_angle_diff(ta[ia] - tb[ja], dseg)),
+                prm[_COMPAT_RADIAL_MU_RAD],
+                prm[_COMPAT_RADIAL_TAU],
             )
-            # From q's end the segment points the other way (the pi cancels in ra - rb).
-            ra = _angle_diff(ta[ib], seg_a + math.pi)
-            rb = _angle_diff(tb[jb], seg_b + math.pi)
             rho[q, p] = r12 * _sigmoid(
-                abs(_angle_diff(ra, rb)), prm[_COMPAT_RADIAL_MU_RAD], prm[_COMPAT_RADIAL_TAU]
+                abs(_angle_diff(ta[ib] - tb[jb], dseg)),
+                prm[_COMPAT_RADIAL_MU_RAD],
+                prm[_COMPAT_RADIAL_TAU],
             )
     lam0 = lam[:n_p].copy()
     cur = lam[:n_p].copy()

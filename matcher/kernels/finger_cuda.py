@@ -313,17 +313,19 @@ def _match(px, py, pt, pc, pm, gx, gy, gt, gc, gm, lo, nb, min_cells, prm):  # t
             r12 = _sigmoid(dd, prm[_COMPAT_DISTANCE_MU_PX], prm[_COMPAT_DISTANCE_TAU]) * _sigmoid(
                 dt, prm[_COMPAT_DIRECTION_MU_RAD], prm[_COMPAT_DIRECTION_TAU]
             )
-            seg_a = math.atan2(ay, ax)
-            seg_b = math.atan2(by, bx)
-            ra = _angle_diff(pt[ia], seg_a)
-            rb = _angle_diff(gt[ja], seg_b)
+            # Radial terms: (theta_a - seg_a) - (theta_b - seg_b) from each end. Only the angle
+            # of segment a relative to segment b is needed (one atan2), and from the other end
+            # both segments turn by pi, which cancels.
+            dseg = math.atan2(bx * ay - by * ax, ax * bx + ay * by)
             rho[p, q] = r12 * _sigmoid(
-                abs(_angle_diff(ra, rb)), prm[_COMPAT_RADIAL_MU_RAD], prm[_COMPAT_RADIAL_TAU]
+                abs(_angle_diff(pt[ia] - gt[ja], dseg)),
+                prm[_COMPAT_RADIAL_MU_RAD],
+                prm[_COMPAT_RADIAL_TAU],
             )
-            ra = _angle_diff(pt[ib], seg_a + math.pi)
-            rb = _angle_diff(gt[jb], seg_b + math.pi)
             rho[q, p] = r12 * _sigmoid(
-                abs(_angle_diff(ra, rb)), prm[_COMPAT_RADIAL_MU_RAD], prm[_COMPAT_RADIAL_TAU]
+                abs(_angle_diff(pt[ib] - gt[jb], dseg)),
+                prm[_COMPAT_RADIAL_MU_RAD],
+                prm[_COMPAT_RADIAL_TAU],
             )
     cur = cuda.local.array(_MAX_PAIRS, np.float64)
     nxt = cuda.local.array(_MAX_PAIRS, np.float64)
