@@ -190,6 +190,41 @@ class IrisGallery:
         packed_m = pack_codes(masks, self.geometry, self.groups)
         self._add_packed(ids_a, uniq, packed_c, packed_m)
 
+    def add_packed(
+        self, ids: object, codes: npt.NDArray[np.uint64], masks: npt.NDArray[np.uint64]
+    ) -> None:
+        """Bulk add of codes already packed in this gallery's layout (``packed()`` gives it back):
+        uint64 ``(n, words)`` twice. For loading from a store without unpacking; the same checks
+        as :meth:`add` (duplicates, shapes, ``min_valid_bits``), all or nothing."""
+        ids_a = _as_ids(ids)
+        for name, arr in (("codes", codes), ("masks", masks)):
+            if (
+                not isinstance(arr, np.ndarray)
+                or arr.dtype != np.uint64
+                or arr.shape != (ids_a.size, self.words)
+            ):
+                got = (
+                    f"{arr.dtype} {arr.shape}"
+                    if isinstance(arr, np.ndarray)
+                    else type(arr).__name__
+                )
+                raise InvalidTemplate(
+                    f"packed {name} must be uint64 of shape ({ids_a.size}, {self.words}), got {got}"
+                )
+        allowed = pack_codes(np.ones(self.geometry.shape, bool), self.geometry, self.groups)
+        if np.any((codes | masks) & ~allowed):
+            raise InvalidTemplate("packed codes or masks set padding bits this layout keeps zero")
+        valid = np.bitwise_count(masks).sum(axis=1) if masks.size else np.zeros(0, np.int64)
+        if valid.size and int(valid.min()) < self.min_valid_bits:
+            raise InvalidTemplate(
+                f"mask {int(valid.argmin())} has only {int(valid.min())} valid bits; "
+                f"at least {self.min_valid_bits} are needed"
+            )
+        uniq, counts = np.unique(ids_a, return_counts=True)
+        if uniq.size != ids_a.size:
+            raise DuplicateId(f"ids repeated within the call: {_first(uniq[counts > 1])}")
+        self._add_packed(ids_a, uniq, np.ascontiguousarray(codes), np.ascontiguousarray(masks))
+
     def _add_packed(
         self,
         ids_a: npt.NDArray[np.int64],
