@@ -24,6 +24,9 @@ test: venv
 bench: venv
 	$(BIN)/python -m pytest benchmarks -q --benchmark-only
 	$(BIN)/python -m benchmarks iris --gallery 1000000 --max-shift 8 --json
+	# Needs the optional NBIS peer (benchmarks/peers/README.md); skipped with a message otherwise.
+	-$(BIN)/python -m benchmarks finger --json \
+		--data ../shared/data/fingerprint/fvc2002_db1_b --data ../shared/data/fingerprint/fvc2002_db3_b
 
 reliability:
 	@echo "reliability suite (kill -9 / restart durability checks) arrives with the service issue"
