@@ -151,6 +151,27 @@ def _pairs_kernel(a, am, b, bm, stride, shifts, min_bits, n_chunks, out_hd, out_
                 out_bits[i] = best_v
 
 
+def _check_pairs_inputs(
+    a: U64Array, am: U64Array, b: U64Array, bm: U64Array, stride_bits: int
+) -> tuple[int, int]:
+    """Shared by the CPU and CUDA ``iris_pairs``: four C-contiguous uint64 ``(n, W)`` arrays,
+    ``W >= 1``, and a column stride the packed layout allows. Returns ``(n, W)``."""
+    shape_error = "iris_pairs needs four C-contiguous uint64 arrays of one shape (n, W), W >= 1"
+    if not all(isinstance(arr, np.ndarray) and arr.ndim == 2 for arr in (a, am, b, bm)):
+        raise InvalidTemplate(shape_error)
+    n, nw = a.shape
+    for arr in (a, am, b, bm):
+        if arr.dtype != np.uint64 or arr.shape != (n, nw) or not arr.flags.c_contiguous:
+            raise InvalidTemplate(shape_error)
+    if nw == 0:
+        raise InvalidTemplate(shape_error)
+    if stride_bits <= 0 or not (stride_bits in (1, 2, 4, 8, 16, 32) or stride_bits % 64 == 0):
+        raise InvalidTemplate(
+            f"column stride {stride_bits} bits is not a power of two below 64 or a multiple of 64"
+        )
+    return int(n), int(nw)
+
+
 def iris_pairs(
     a: U64Array,
     am: U64Array,
@@ -165,19 +186,7 @@ def iris_pairs(
     ``a, am, b, bm``: uint64 ``(n, W)`` C-contiguous; ``stride_bits``: packed bits per column.
     Returns ``(hd, shift, n_bits)``; NaN hd where no rotation has ``min_bits`` bits in common.
     """
-    shape_error = "iris_pairs needs four C-contiguous uint64 arrays of one shape (n, W), W >= 1"
-    if not all(isinstance(arr, np.ndarray) and arr.ndim == 2 for arr in (a, am, b, bm)):
-        raise InvalidTemplate(shape_error)
-    n, nw = a.shape
-    for arr in (a, am, b, bm):
-        if arr.dtype != np.uint64 or arr.shape != (n, nw) or not arr.flags.c_contiguous:
-            raise InvalidTemplate(shape_error)
-    if nw == 0:
-        raise InvalidTemplate(shape_error)
-    if stride_bits <= 0 or not (stride_bits in (1, 2, 4, 8, 16, 32) or stride_bits % 64 == 0):
-        raise InvalidTemplate(
-            f"column stride {stride_bits} bits is not a power of two below 64 or a multiple of 64"
-        )
+    n, _ = _check_pairs_inputs(a, am, b, bm, stride_bits)
     from matcher.iris import shift_order
 
     shifts = shift_order(max_shift).astype(np.int64)

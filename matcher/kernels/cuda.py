@@ -45,7 +45,7 @@ import numpy as np
 import numpy.typing as npt
 
 from matcher.errors import DeviceUnavailable, InvalidTemplate
-from matcher.kernels.cpu import _check_scan_inputs
+from matcher.kernels.cpu import _check_pairs_inputs, _check_scan_inputs
 
 try:  # numba.cuda is part of numba up to its removal there, then the `numba-cuda` package ([gpu])
     from numba import cuda
@@ -63,7 +63,6 @@ U64Array = npt.NDArray[np.uint64]
 F64Array = npt.NDArray[np.float64]
 I64Array = npt.NDArray[np.int64]
 I32Array = npt.NDArray[np.int32]
-_PAIRS_SHAPE = "iris_pairs needs four C-contiguous uint64 arrays of one shape (n, W)"
 
 
 def _jit(fn):  # type: ignore[no-untyped-def]
@@ -168,19 +167,7 @@ def iris_pairs(
     """
     from matcher.iris import shift_order
 
-    if not all(isinstance(arr, np.ndarray) and arr.ndim == 2 for arr in (a, am, b, bm)):
-        raise InvalidTemplate(_PAIRS_SHAPE)
-    n, nw = a.shape
-    for arr in (a, am, b, bm):
-        if arr.dtype != np.uint64 or arr.shape != (n, nw) or not arr.flags.c_contiguous:
-            raise InvalidTemplate(_PAIRS_SHAPE)
-    if nw == 0:
-        raise InvalidTemplate("iris_pairs needs codes of at least one word")
-    if stride_bits <= 0 or not (stride_bits in (1, 2, 4, 8, 16, 32) or stride_bits % 64 == 0):
-        raise InvalidTemplate(
-            f"column stride {stride_bits} bits is neither a power of two below 64 "
-            "nor a multiple of 64"
-        )
+    n, _ = _check_pairs_inputs(a, am, b, bm, stride_bits)
     shifts = shift_order(max_shift).astype(np.int64)
     out_hd = np.empty(n, np.float64)
     out_shift = np.empty(n, np.int32)
