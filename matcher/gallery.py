@@ -23,7 +23,8 @@ from typing import BinaryIO
 import numpy as np
 import numpy.typing as npt
 
-from matcher.errors import DuplicateId, InvalidTemplate, UnknownId
+from matcher.errors import InvalidTemplate
+from matcher.ids import IdIndex, as_ids
 from matcher.iris import (
     BoolArray,
     IrisGeometry,
@@ -50,24 +51,6 @@ DEFAULT_COARSE_WORDS = 8
 #: mate one column off the nearest screened rotation still looks close. Survivors are then
 #: compared exactly at every rotation.
 DEFAULT_COARSE_SHIFT_STEP = 2
-
-
-def _as_ids(ids: object, what: str = "ids") -> npt.NDArray[np.int64]:
-    arr = np.asarray(ids)
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
-        raise InvalidTemplate(
-            f"{what} must be a 1-D array of integers, got {arr.dtype} {arr.shape}"
-        )
-    if arr.size and arr.dtype.kind == "u" and int(arr.max()) > np.iinfo(np.int64).max:
-        raise InvalidTemplate(f"{what} must fit in int64; got {int(arr.max())}")
-    return arr.astype(np.int64, copy=False)
-
-
-def _first(values: npt.NDArray[np.int64], limit: int = 5) -> str:
-    shown = ", ".join(str(int(v)) for v in values[:limit])
-    return shown + (f" and {values.size - limit} more" if values.size > limit else "")
 
 
 class IrisGallery:
@@ -125,13 +108,12 @@ class IrisGallery:
         self._row_ids = np.zeros(0, np.int64)
         self._alive = np.zeros(0, bool)
         self._n_rows = 0
-        self._sorted_ids = np.zeros(0, np.int64)
-        self._sorted_rows = np.zeros(0, np.int64)
+        self._index = IdIndex()
         self._lock = threading.RLock()
 
     # ---------------------------------------------------------------------------------- size
     def __len__(self) -> int:
-        return int(self._sorted_ids.size)
+        return len(self._index)
 
     @property
     def n_deleted(self) -> int:
@@ -146,23 +128,17 @@ class IrisGallery:
             self._masks,
             self._row_ids,
             self._alive,
-            self._sorted_ids,
-            self._sorted_rows,
+            self._index.ids,
+            self._index.rows,
         )
         return int(sum(a.nbytes for a in arrays))
 
     def ids(self) -> npt.NDArray[np.int64]:
         """Ids present, ascending."""
-        return self._sorted_ids.copy()
+        return self._index.ids.copy()
 
     def __contains__(self, id_: object) -> bool:
-        if isinstance(id_, bool) or not isinstance(id_, int | np.integer):
-            return False
-        if not np.iinfo(np.int64).min <= int(id_) <= np.iinfo(np.int64).max:
-            return False
-        key = int(id_)
-        pos = np.searchsorted(self._sorted_ids, key)
-        return bool(pos < self._sorted_ids.size and self._sorted_ids[pos] == key)
+        return id_ in self._index
 
     # ------------------------------------------------------------------------------ mutation
     def reserve(self, n_total: int) -> None:
@@ -177,15 +153,13 @@ class IrisGallery:
         geometry mismatch or a mask with fewer than ``min_valid_bits`` valid bits raises before
         anything changes.
         """
-        ids_a = _as_ids(ids)
+        ids_a = as_ids(ids)
         codes, masks = validate_code_mask(
             codes, masks, self.geometry, self.min_valid_bits, batch=True
         )
         if codes.shape[0] != ids_a.size:
             raise InvalidTemplate(f"{ids_a.size} ids for {codes.shape[0]} codes")
-        uniq, counts = np.unique(ids_a, return_counts=True)
-        if uniq.size != ids_a.size:
-            raise DuplicateId(f"ids repeated within the call: {_first(uniq[counts > 1])}")
+        uniq = IdIndex.unique_new(ids_a)
         packed_c = pack_codes(codes, self.geometry, self.groups)
         packed_m = pack_codes(masks, self.geometry, self.groups)
         self._add_packed(ids_a, uniq, packed_c, packed_m)
@@ -196,7 +170,7 @@ class IrisGallery:
         """Bulk add of codes already packed in this gallery's layout (``packed()`` gives it back):
         uint64 ``(n, words)`` twice. For loading from a store without unpacking; the same checks
         as :meth:`add` (duplicates, shapes, ``min_valid_bits``), all or nothing."""
-        ids_a = _as_ids(ids)
+        ids_a = as_ids(ids)
         for name, arr in (("codes", codes), ("masks", masks)):
             if (
                 not isinstance(arr, np.ndarray)
@@ -220,9 +194,7 @@ class IrisGallery:
                 f"mask {int(valid.argmin())} has only {int(valid.min())} valid bits; "
                 f"at least {self.min_valid_bits} are needed"
             )
-        uniq, counts = np.unique(ids_a, return_counts=True)
-        if uniq.size != ids_a.size:
-            raise DuplicateId(f"ids repeated within the call: {_first(uniq[counts > 1])}")
+        uniq = IdIndex.unique_new(ids_a)
         self._add_packed(ids_a, uniq, np.ascontiguousarray(codes), np.ascontiguousarray(masks))
 
     def _add_packed(
@@ -233,9 +205,7 @@ class IrisGallery:
         packed_m: npt.NDArray[np.uint64],
     ) -> None:
         with self._lock:
-            present = np.isin(sorted_new, self._sorted_ids, assume_unique=True)
-            if present.any():
-                raise DuplicateId(f"ids already in the gallery: {_first(sorted_new[present])}")
+            self._index.check_absent(sorted_new)
             n = ids_a.size
             start = self._n_rows
             self._grow(start + n)
@@ -244,27 +214,16 @@ class IrisGallery:
             rows = np.arange(start, start + n, dtype=np.int64)
             self._row_ids[start : start + n] = ids_a
             self._alive[start : start + n] = True
-            order = np.argsort(ids_a, kind="stable")
-            at = np.searchsorted(self._sorted_ids, ids_a[order])
-            self._sorted_ids = np.insert(self._sorted_ids, at, ids_a[order])
-            self._sorted_rows = np.insert(self._sorted_rows, at, rows[order])
+            self._index.insert(ids_a, rows)
             self._n_rows = start + n
 
     def remove(self, ids: object) -> None:
         """Remove ids (tombstones, see :meth:`compact`); unknown ids raise before any change."""
-        ids_a = _as_ids(ids)
+        ids_a = as_ids(ids)
         with self._lock:
-            uniq = np.unique(ids_a)
-            pos = np.searchsorted(self._sorted_ids, uniq)
-            found = pos < self._sorted_ids.size
-            found[found] = self._sorted_ids[pos[found]] == uniq[found]
-            if not found.all():
-                raise UnknownId(f"ids not in the gallery: {_first(uniq[~found])}")
-            rows = self._sorted_rows[pos]
+            rows = self._index.delete(ids_a)
             self._alive[rows] = False
             self._masks[rows // self.lanes, :, rows % self.lanes] = 0  # never counted again
-            self._sorted_ids = np.delete(self._sorted_ids, pos)
-            self._sorted_rows = np.delete(self._sorted_rows, pos)
 
     def compact(self) -> int:
         """Drop tombstoned rows, keeping the order of the rest. Returns how many were reclaimed."""
@@ -286,9 +245,7 @@ class IrisGallery:
             self._row_ids[: keep.size] = ids_kept
             self._alive[: keep.size] = True
             self._n_rows = keep.size
-            order = np.argsort(ids_kept, kind="stable")
-            self._sorted_ids = ids_kept[order]
-            self._sorted_rows = order.astype(np.int64)
+            self._index.rebuild(self._row_ids, np.arange(keep.size, dtype=np.int64))
             return int(reclaimed)
 
     def _grow(self, n_rows: int) -> None:
@@ -336,14 +293,9 @@ class IrisGallery:
 
     def packed(self, ids: object) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
         """Packed code and mask words ``(n, words)`` of the given ids, in this gallery's layout."""
-        ids_a = _as_ids(ids)
+        ids_a = as_ids(ids)
         with self._lock:
-            pos = np.searchsorted(self._sorted_ids, ids_a)
-            ok = pos < self._sorted_ids.size
-            ok[ok] = self._sorted_ids[pos[ok]] == ids_a[ok]
-            if not ok.all():
-                raise UnknownId(f"ids not in the gallery: {_first(ids_a[~ok])}")
-            rows = self._sorted_rows[pos]
+            rows = self._index.find(ids_a)
             return self._gather(self._codes, rows), self._gather(self._masks, rows)
 
     # -------------------------------------------------------------------------------- search
@@ -690,12 +642,10 @@ class IrisGallery:
         g._row_ids[:n_rows] = arrays["row_ids"]
         g._alive[:n_rows] = arrays["alive"]
         g._n_rows = n_rows
-        live = np.flatnonzero(g._alive[:n_rows])
-        order = np.argsort(g._row_ids[live], kind="stable")
-        g._sorted_ids = g._row_ids[live][order]
-        g._sorted_rows = live[order].astype(np.int64)
-        if np.any(np.diff(g._sorted_ids) == 0):
-            raise InvalidTemplate(f"{path}: duplicate ids in the file")
+        try:
+            g._index.rebuild(g._row_ids, np.flatnonzero(g._alive[:n_rows]))
+        except InvalidTemplate as exc:
+            raise InvalidTemplate(f"{path}: {exc}") from exc
         return g
 
 
