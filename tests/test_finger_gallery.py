@@ -92,5 +92,6 @@ def test_bad_files_and_arguments(enrolled, tmp_path: Path) -> None:  # type: ign
     g = _gallery(ids[:3], templates[:3])
     with pytest.raises(InvalidTemplate):
         g.search(probes[0], k=0)
-    with pytest.raises(NotImplementedError):
-        g.search(probes[0], k=3, exhaustive=False)
+    # The indexed search is real now; a gallery smaller than its candidates is scanned whole.
+    indexed, exhaustive = g.search(probes[0], k=3), g.search(probes[0], k=3, exhaustive=True)
+    assert np.array_equal(indexed[0], exhaustive[0]) and np.array_equal(indexed[1], exhaustive[1])
