@@ -21,26 +21,11 @@ import numpy.typing as npt
 from matcher.errors import DuplicateId, InvalidTemplate, UnknownId
 from matcher.finger import FingerFeatures, features
 from matcher.finger_index import FingerIndex, GalleryView, default_candidates, rank_candidates
+from matcher.ids import as_ids, listing
 from matcher.kernels import finger_cpu
 from matcher.templates import FingerTemplate
 
 _SECTIONS = 6
-
-
-def _ids(ids: object) -> npt.NDArray[np.int64]:
-    arr = np.asarray(ids)
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
-        raise InvalidTemplate(f"ids must be a 1-D array of integers, got {arr.dtype} {arr.shape}")
-    if arr.size and arr.dtype.kind == "u" and int(arr.max()) > np.iinfo(np.int64).max:
-        raise InvalidTemplate(f"ids must fit in int64; got {int(arr.max())}")
-    return arr.astype(np.int64, copy=False)
-
-
-def _listing(values: npt.NDArray[np.int64], limit: int = 5) -> str:
-    shown = ", ".join(str(int(v)) for v in values[:limit])
-    return shown + (f" and {values.size - limit} more" if values.size > limit else "")
 
 
 class FingerGallery:
@@ -95,12 +80,12 @@ class FingerGallery:
     def add(self, ids: object, templates: Sequence[FingerTemplate | FingerFeatures]) -> None:
         """Add templates under new int64 ids. All or nothing: a duplicate or malformed input
         raises before anything changes. Cost: one cylinder build per template (~1 ms)."""
-        ids_a = _ids(ids)
+        ids_a = as_ids(ids)
         if len(templates) != ids_a.size:
             raise InvalidTemplate(f"{ids_a.size} ids for {len(templates)} templates")
         uniq, counts = np.unique(ids_a, return_counts=True)
         if uniq.size != ids_a.size:
-            raise DuplicateId(f"ids repeated within the call: {_listing(uniq[counts > 1])}")
+            raise DuplicateId(f"ids repeated within the call: {listing(uniq[counts > 1])}")
         feats = []
         for i, t in enumerate(templates):
             if isinstance(t, FingerFeatures):
@@ -112,7 +97,7 @@ class FingerGallery:
         with self._lock:
             present = np.isin(uniq, self._sorted_ids, assume_unique=True)
             if present.any():
-                raise DuplicateId(f"ids already in the gallery: {_listing(uniq[present])}")
+                raise DuplicateId(f"ids already in the gallery: {listing(uniq[present])}")
             counts_n = np.array([f.n for f in feats], np.int64)
             serials = np.arange(ids_a.size, dtype=np.int64) + self._next_serial
             new_bits = np.concatenate(
@@ -140,13 +125,13 @@ class FingerGallery:
 
     def remove(self, ids: object) -> None:
         """Remove ids (tombstones). Unknown ids raise before anything changes."""
-        ids_a = np.unique(_ids(ids))
+        ids_a = np.unique(as_ids(ids))
         with self._lock:
             pos = np.searchsorted(self._sorted_ids, ids_a)
             found = pos < self._sorted_ids.size
             found[found] = self._sorted_ids[pos[found]] == ids_a[found]
             if not found.all():
-                raise UnknownId(f"ids not in the gallery: {_listing(ids_a[~found])}")
+                raise UnknownId(f"ids not in the gallery: {listing(ids_a[~found])}")
             self._alive[self._sorted_rows[pos]] = False
             self._sorted_ids = np.delete(self._sorted_ids, pos)
             self._sorted_rows = np.delete(self._sorted_rows, pos)
