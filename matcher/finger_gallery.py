@@ -28,6 +28,21 @@ from matcher.templates import FingerTemplate
 _SECTIONS = 6
 
 
+def _features_of(
+    templates: Sequence[FingerTemplate | FingerFeatures], what: str
+) -> list[FingerFeatures]:
+    """Match-ready features of each template (built once and cached per template)."""
+    out = []
+    for i, t in enumerate(templates):
+        if isinstance(t, FingerFeatures):
+            out.append(t)
+        elif isinstance(t, FingerTemplate):
+            out.append(features(t))
+        else:
+            raise InvalidTemplate(f"{what} {i} is a {type(t).__name__}, not a FingerTemplate")
+    return out
+
+
 class FingerGallery:
     """1:N fingerprint search over precomputed cylinders.
 
@@ -86,14 +101,7 @@ class FingerGallery:
         uniq, counts = np.unique(ids_a, return_counts=True)
         if uniq.size != ids_a.size:
             raise DuplicateId(f"ids repeated within the call: {listing(uniq[counts > 1])}")
-        feats = []
-        for i, t in enumerate(templates):
-            if isinstance(t, FingerFeatures):
-                feats.append(t)
-            elif isinstance(t, FingerTemplate):
-                feats.append(features(t))
-            else:
-                raise InvalidTemplate(f"template {i} is a {type(t).__name__}, not a FingerTemplate")
+        feats = _features_of(templates, "template")
         with self._lock:
             present = np.isin(uniq, self._sorted_ids, assume_unique=True)
             if present.any():
@@ -232,14 +240,7 @@ class FingerGallery:
             or candidates < k
         ):
             raise InvalidTemplate(f"candidates must be an integer >= k ({k}), got {candidates!r}")
-        probes = []
-        for i, t in enumerate(templates):
-            if isinstance(t, FingerFeatures):
-                probes.append(t)
-            elif isinstance(t, FingerTemplate):
-                probes.append(features(t))
-            else:
-                raise InvalidTemplate(f"probe {i} is a {type(t).__name__}, not a FingerTemplate")
+        probes = _features_of(templates, "probe")
         with self._lock:
             offsets = self._offsets
             gallery = (self._x, self._y, self._t, self._bits, self._mask)

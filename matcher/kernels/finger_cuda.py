@@ -71,8 +71,9 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from matcher.errors import DeviceUnavailable, InvalidTemplate
+from matcher.errors import InvalidTemplate
 from matcher.kernels import finger_cpu
+from matcher.kernels.cuda import _require_cuda, available  # noqa: F401 (re-exported)
 from matcher.kernels.finger_cpu import (
     _CANDIDATE_PAIRS,
     _COMPAT_DIRECTION_CUT,
@@ -138,19 +139,6 @@ def _jit(fn):  # type: ignore[no-untyped-def]
 def _device(fn):  # type: ignore[no-untyped-def]
     """``cuda.jit(device=True)``, or the plain function without numba.cuda."""
     return cuda.jit(device=True)(fn) if cuda is not None else fn
-
-
-def available() -> bool:
-    """True when CUDA kernels can run here: a usable GPU, or numba's CUDA simulator."""
-    return cuda is not None and bool(cuda.is_available())
-
-
-def _require_cuda() -> None:
-    if not available():
-        raise DeviceUnavailable(
-            "no CUDA device: install the [gpu] extra (numba-cuda) on a host with an NVIDIA GPU and "
-            "driver, or set NUMBA_ENABLE_CUDASIM=1 before numba is imported to simulate one"
-        )
 
 
 def _grid(n: int) -> int:
