@@ -39,6 +39,8 @@ class FingerFeatures:
     section per minutia, so a kernel compares one minutia against all of another finger's in a
     vector loop);
     ``mask``: uint64 ``(m,)`` valid cells. ``m`` may be 0 (nothing matchable: every score is 0).
+    Minutiae are in ascending ``theta`` (the kernels are fastest so; any order gives the same
+    scores up to ties).
     """
 
     x: npt.NDArray[np.float64]
@@ -72,13 +74,17 @@ def features(t: FingerTemplate) -> FingerFeatures:
     y = np.asarray(t.y, np.float64) * scale
     theta = np.asarray(t.theta, np.float64)
     bits, mask, ok = finger_cpu.build_cylinders(x, y, theta)
+    # Kept minutiae in ascending direction: the local-similarity kernel then visits only the
+    # contiguous run of another finger's minutiae within the direction window.
+    keep = np.flatnonzero(ok)
+    keep = keep[np.argsort(theta[keep], kind="stable")]
     f = FingerFeatures(
-        x=np.ascontiguousarray(x[ok]),
-        y=np.ascontiguousarray(y[ok]),
-        theta=np.ascontiguousarray(theta[ok]),
-        quality=np.ascontiguousarray(np.asarray(t.quality, np.uint8)[ok]),
-        bits=np.ascontiguousarray(bits[ok].T),
-        mask=np.ascontiguousarray(mask[ok]),
+        x=np.ascontiguousarray(x[keep]),
+        y=np.ascontiguousarray(y[keep]),
+        theta=np.ascontiguousarray(theta[keep]),
+        quality=np.ascontiguousarray(np.asarray(t.quality, np.uint8)[keep]),
+        bits=np.ascontiguousarray(bits[keep].T),
+        mask=np.ascontiguousarray(mask[keep]),
     )
     _cache[t] = f
     return f

@@ -108,3 +108,44 @@ def test_features_are_cached_per_template() -> None:
 def test_match_refuses_other_types() -> None:
     with pytest.raises(ValueError, match="FingerTemplate"):
         match(object(), random_template(np.random.default_rng(13)))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("size", [0, 5, 47, 48, 49, 300, 2500])
+def test_top_pairs_equal_a_stable_sort(seed: int, size: int) -> None:
+    rng = np.random.default_rng(seed)
+    # Mostly zeros and small values, as a local-similarity matrix; some seeds are all ties.
+    sim = np.where(rng.random(size) < 0.5, 0.0, rng.beta(2, 6, size))
+    if seed % 3 == 0:
+        sim = np.round(sim, 1)
+    if seed == 5:
+        sim[:] = 0.25
+    vals, keys = finger_cpu._top_pairs(sim, 48)
+    positive = np.flatnonzero(sim > 0)
+    order = positive[np.argsort(-sim[positive], kind="stable")][:48]
+    want_vals = np.zeros(48)
+    want_keys = np.full(48, size)
+    want_vals[: order.size] = sim[order]
+    want_keys[: order.size] = order
+    assert np.array_equal(keys, want_keys)
+    assert np.array_equal(vals, want_vals)
+
+
+@pytest.mark.parametrize("seed", [8, 9])
+def test_minutia_order_does_not_change_the_score(seed: int) -> None:
+    # features() sorts by direction so the kernel can skip out-of-window pairs; shuffled
+    # (unsorted) input takes the full path and must give the reference score too.
+    rng = np.random.default_rng(seed)
+    a = random_template(rng, 30)
+    fa, fb = features(a), features(moved(a, rng, -0.3, 4, 12))
+    assert np.all(np.diff(fb.theta) >= 0)
+    perm = rng.permutation(fb.n)
+    shuffled = tuple(np.ascontiguousarray(v[..., perm]) for v in fb.kernel_args())
+    min_cells = finger_cpu.min_matchable_cells()
+    want = match_reference(fa.kernel_args(), shuffled, min_cells)
+    got = finger_cpu.match_features(fa.kernel_args(), shuffled)
+    assert got == pytest.approx(want, abs=1e-9)
+    assert match(fa, fb) == pytest.approx(
+        match_reference(fa.kernel_args(), fb.kernel_args(), min_cells), abs=1e-9
+    )
+    assert got == pytest.approx(match(fa, fb), abs=1e-6)
