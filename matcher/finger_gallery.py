@@ -75,6 +75,15 @@ class FingerGallery:
 
     @property
     def nbytes(self) -> int:
+        """RAM held: the match-ready arrays (:attr:`arrays_nbytes`) plus the candidate index."""
+        return self.arrays_nbytes + self.index_nbytes
+
+    @property
+    def index_nbytes(self) -> int:
+        return int(self._index.nbytes)
+
+    @property
+    def arrays_nbytes(self) -> int:
         arrays = (
             self._x,
             self._y,
