@@ -24,6 +24,7 @@ from typing import Any
 import faiss
 import numba
 import numpy as np
+from tqdm import tqdm
 
 from matcher.finger import FingerFeatures, features
 from matcher.finger_gallery import FingerGallery
@@ -33,8 +34,10 @@ from matcher.synthetic.finger import finger_chunks
 
 def _features(n: int, seed: int, take: int, pool: ThreadPoolExecutor) -> list[FingerFeatures]:
     out: list[FingerFeatures] = []
-    for chunk in finger_chunks(n, seed, take=take):
-        out += pool.map(features, chunk)  # cylinder building releases the GIL
+    with tqdm(total=n, desc=f"features (take={take})", unit="tpl", file=sys.stderr) as bar:
+        for chunk in finger_chunks(n, seed, take=take):
+            out += pool.map(features, chunk)  # cylinder building releases the GIL
+            bar.update(len(chunk))
     return out
 
 
@@ -49,8 +52,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     gallery = FingerGallery()
-    for lo in range(0, len(enrolled), 4096):
-        batch = enrolled[lo : lo + 4096]
+    # Large batches: each add copies the gallery's arrays once.
+    step = max(4096, len(enrolled) // 8)
+    for lo in tqdm(range(0, len(enrolled), step), desc="gallery add", file=sys.stderr):
+        batch = enrolled[lo : lo + step]
         gallery.add(np.arange(lo, lo + len(batch)), batch)
     add_s = time.perf_counter() - t0
     # The same index the gallery keeps, built in one go (as loading a version-1 file does).
@@ -74,7 +79,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     found: dict[str, list[np.ndarray]] = {"exhaustive": [], "indexed": []}
     scores_top: dict[str, list[float]] = {"exhaustive": [], "indexed": []}
     impostor_top: list[float] = []
-    for probe in probes:
+    for probe in tqdm(probes, desc="probes", file=sys.stderr):
         for mode in ("exhaustive", "indexed"):
             t0 = time.perf_counter()
             if mode == "exhaustive":

@@ -18,10 +18,10 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from matcher.errors import DuplicateId, InvalidTemplate, UnknownId
+from matcher.errors import InvalidTemplate
 from matcher.finger import FingerFeatures, features
 from matcher.finger_index import FingerIndex, GalleryView, default_candidates, rank_candidates
-from matcher.ids import as_ids, listing
+from matcher.ids import IdIndex, as_ids
 from matcher.kernels import finger_cpu
 from matcher.templates import FingerTemplate
 
@@ -61,8 +61,7 @@ class FingerGallery:
         self._offsets = np.zeros(1, np.int64)
         self._row_ids = np.zeros(0, np.int64)
         self._alive = np.zeros(0, bool)
-        self._sorted_ids = np.zeros(0, np.int64)
-        self._sorted_rows = np.zeros(0, np.int64)
+        self._ids = IdIndex()
         # Candidate index (matcher.finger_index): its ids name templates by serial, a number
         # given at add time that compaction keeps, so the index never needs renumbering.
         self._serials = np.zeros(0, np.int64)  # per row, ascending
@@ -71,7 +70,7 @@ class FingerGallery:
         self._lock = threading.RLock()
 
     def __len__(self) -> int:
-        return int(self._sorted_ids.size)
+        return len(self._ids)
 
     @property
     def nbytes(self) -> int:
@@ -93,13 +92,13 @@ class FingerGallery:
             self._offsets,
             self._row_ids,
             self._alive,
-            self._sorted_ids,
-            self._sorted_rows,
+            self._ids.ids,
+            self._ids.rows,
         )
         return int(sum(a.nbytes for a in arrays))
 
     def ids(self) -> npt.NDArray[np.int64]:
-        return self._sorted_ids.copy()
+        return self._ids.ids.copy()
 
     def add(self, ids: object, templates: Sequence[FingerTemplate | FingerFeatures]) -> None:
         """Add templates under new int64 ids. All or nothing: a duplicate or malformed input
@@ -107,14 +106,10 @@ class FingerGallery:
         ids_a = as_ids(ids)
         if len(templates) != ids_a.size:
             raise InvalidTemplate(f"{ids_a.size} ids for {len(templates)} templates")
-        uniq, counts = np.unique(ids_a, return_counts=True)
-        if uniq.size != ids_a.size:
-            raise DuplicateId(f"ids repeated within the call: {listing(uniq[counts > 1])}")
+        uniq = IdIndex.unique_new(ids_a)
         feats = _features_of(templates, "template")
         with self._lock:
-            present = np.isin(uniq, self._sorted_ids, assume_unique=True)
-            if present.any():
-                raise DuplicateId(f"ids already in the gallery: {listing(uniq[present])}")
+            self._ids.check_absent(uniq)
             counts_n = np.array([f.n for f in feats], np.int64)
             serials = np.arange(ids_a.size, dtype=np.int64) + self._next_serial
             new_bits = np.concatenate(
@@ -135,23 +130,13 @@ class FingerGallery:
             self._row_ids = np.concatenate([self._row_ids, ids_a])
             self._alive = np.concatenate([self._alive, np.ones(ids_a.size, bool)])
             rows = np.arange(start_row, start_row + ids_a.size, dtype=np.int64)
-            order = np.argsort(ids_a, kind="stable")
-            at = np.searchsorted(self._sorted_ids, ids_a[order])
-            self._sorted_ids = np.insert(self._sorted_ids, at, ids_a[order])
-            self._sorted_rows = np.insert(self._sorted_rows, at, rows[order])
+            self._ids.insert(ids_a, rows)
 
     def remove(self, ids: object) -> None:
         """Remove ids (tombstones). Unknown ids raise before anything changes."""
-        ids_a = np.unique(as_ids(ids))
+        ids_a = as_ids(ids)
         with self._lock:
-            pos = np.searchsorted(self._sorted_ids, ids_a)
-            found = pos < self._sorted_ids.size
-            found[found] = self._sorted_ids[pos[found]] == ids_a[found]
-            if not found.all():
-                raise UnknownId(f"ids not in the gallery: {listing(ids_a[~found])}")
-            self._alive[self._sorted_rows[pos]] = False
-            self._sorted_ids = np.delete(self._sorted_ids, pos)
-            self._sorted_rows = np.delete(self._sorted_rows, pos)
+            self._alive[self._ids.delete(ids_a)] = False
 
     def compact(self) -> int:
         """Drop tombstoned rows; returns how many were reclaimed."""
@@ -174,9 +159,7 @@ class FingerGallery:
             self._offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
             self._row_ids = self._row_ids[keep]
             self._alive = np.ones(keep.size, bool)
-            order = np.argsort(self._row_ids, kind="stable")
-            self._sorted_ids = self._row_ids[order]
-            self._sorted_rows = order.astype(np.int64)
+            self._ids.rebuild(self._row_ids, np.arange(keep.size, dtype=np.int64))
             return int(reclaimed)
 
     def _snapshot(
@@ -223,6 +206,27 @@ class FingerGallery:
             np.concatenate([row_ids[rows[order]], np.full(pad, -1, np.int64)]),
         )
 
+    def score(
+        self, template: FingerTemplate | FingerFeatures, ids: object
+    ) -> npt.NDArray[np.float64]:
+        """1:1: the matcher's score of ``template`` against each enrolled id in ``ids``, in the
+        order given. An id not in the gallery raises :class:`~matcher.errors.UnknownId`."""
+        ids_a = as_ids(ids)
+        probe = template if isinstance(template, FingerFeatures) else features(template)
+        with self._lock:
+            rows = self._ids.find(ids_a)
+            offsets, gallery = self._offsets, (self._x, self._y, self._t, self._bits, self._mask)
+        return finger_cpu.scan(probe.kernel_args(), offsets, gallery, rows)
+
+    def __contains__(self, id_: object) -> bool:
+        return id_ in self._ids
+
+    def has(self, ids: object) -> npt.NDArray[np.bool_]:
+        """Whether each of ``ids`` is enrolled (vectorised ``in``)."""
+        ids_a = as_ids(ids)
+        with self._lock:
+            return self._ids.has(ids_a)
+
     def search_batch(
         self,
         templates: Sequence[FingerTemplate | FingerFeatures],
@@ -257,7 +261,7 @@ class FingerGallery:
             view = GalleryView(
                 self._serials, offsets, self._x, self._y, self._t, self._alive.copy()
             )
-            row_ids, live, index = self._row_ids, self._sorted_ids.size, self._index
+            row_ids, live, index = self._row_ids, len(self._ids), self._index
         want = int(max(k, default_candidates(live)) if candidates is None else candidates)
         out_scores = np.full((len(probes), k), -np.inf)
         out_ids = np.full((len(probes), k), -1, np.int64)
@@ -355,12 +359,10 @@ class FingerGallery:
         g._x, g._y, g._t = arrays["x"], arrays["y"], arrays["t"]
         g._bits, g._mask = np.ascontiguousarray(arrays["bits"]), arrays["mask"]
         g._offsets, g._row_ids, g._alive = off, arrays["row_ids"], arrays["alive"]
-        live = np.flatnonzero(g._alive)
-        order = np.argsort(g._row_ids[live], kind="stable")
-        g._sorted_ids = g._row_ids[live][order]
-        g._sorted_rows = live[order].astype(np.int64)
-        if np.any(np.diff(g._sorted_ids) == 0):
-            raise InvalidTemplate(f"{path}: duplicate ids in the file")
+        try:
+            g._ids.rebuild(g._row_ids, np.flatnonzero(g._alive))
+        except InvalidTemplate:
+            raise InvalidTemplate(f"{path}: duplicate ids in the file") from None
         if version == 1:
             g._serials = np.arange(n_rows, dtype=np.int64)
             g._next_serial = n_rows

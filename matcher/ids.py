@@ -54,6 +54,13 @@ class IdIndex:
         pos = np.searchsorted(self.ids, int(id_))
         return bool(pos < self.ids.size and self.ids[pos] == int(id_))
 
+    def has(self, ids: Ids) -> npt.NDArray[np.bool_]:
+        """Membership of each of ``ids``, vectorised."""
+        pos = np.searchsorted(self.ids, ids)
+        found = pos < self.ids.size
+        found[found] = self.ids[pos[found]] == ids[found]
+        return found
+
     @staticmethod
     def unique_new(ids: Ids) -> Ids:
         """``ids`` sorted; raises :class:`DuplicateId` if the call repeats one."""
@@ -77,8 +84,7 @@ class IdIndex:
     def find(self, ids: Ids) -> Ids:
         """Rows of ``ids``; raises :class:`UnknownId` naming the missing ones."""
         pos = np.searchsorted(self.ids, ids)
-        found = pos < self.ids.size
-        found[found] = self.ids[pos[found]] == ids[found]
+        found = self.has(ids)
         if not found.all():
             raise UnknownId(f"ids not in the gallery: {listing(ids[~found])}")
         return self.rows[pos]
