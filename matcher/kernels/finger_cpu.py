@@ -23,6 +23,9 @@ from matcher.errors import InvalidTemplate
 from matcher.kernels.cpu import _popcount
 
 _TWO_PI = 2.0 * math.pi
+# sqrt of every popcount a local similarity can meet (six 64-bit sections): a table lookup is
+# the same double as math.sqrt and cheaper than three vector square roots per entry.
+_SQRT = np.sqrt(np.arange(6 * 64 + 1, dtype=np.float64))
 #: Fast-math without no-NaN/no-inf assumptions (as in :mod:`matcher.kernels.cpu`).
 _FASTMATH = {"nsz", "contract", "reassoc", "arcp", "afn"}
 # The kernels read the algorithm constants from one float64 array passed in, not from
@@ -458,9 +461,8 @@ def _match(xa, ya, ta, ca, ma, xb, yb, tb, cb, mb, min_cells, prm):  # type: ign
                     & (_popcount(m) >= min_cells)
                     & (sa + sb > 0)
                 )
-                # int64 before float: numba converts uint64 through a branch (no vectorising).
-                den = math.sqrt(np.float64(np.int64(sa))) + math.sqrt(np.float64(np.int64(sb)))
-                sim = 1.0 - math.sqrt(np.float64(np.int64(d))) / (den + (0.0 if ok else 1.0))
+                den = _SQRT[sa] + _SQRT[sb]
+                sim = 1.0 - _SQRT[d] / (den + (0.0 if ok else 1.0))
                 rw[j] = sim if ok else 0.0
     cand_s, cand_k = _top_pairs(sim_all, n_cand)
     cand_i = cand_k // nb
@@ -489,19 +491,28 @@ def _match(xa, ya, ta, ca, ma, xb, yb, tb, cb, mb, min_cells, prm):  # type: ign
         return 0.0
     # 3. Relaxation (MCC's LSS-R): pairs supported by geometrically compatible pairs gain.
     rho = np.zeros((n_p, n_p))
+    # The pairs' minutiae gathered once, so the distance and direction tests of one pair against
+    # all later ones are one vectorised loop; the trigonometry runs only for the few that pass.
+    pxa, pya, pta = xa[pi[:n_p]], ya[pi[:n_p]], ta[pi[:n_p]]
+    pxb, pyb, ptb = xb[pj[:n_p]], yb[pj[:n_p]], tb[pj[:n_p]]
+    dd_all = np.empty(n_p)
+    dt_all = np.empty(n_p)
     for p in range(n_p):
         for q in range(p + 1, n_p):
-            ia, ib = pi[p], pi[q]
-            ja, jb = pj[p], pj[q]
-            ax, ay = xa[ib] - xa[ia], ya[ib] - ya[ia]
-            bx, by = xb[jb] - xb[ja], yb[jb] - yb[ja]
-            dd = abs(math.sqrt(ax * ax + ay * ay) - math.sqrt(bx * bx + by * by))
-            dt = abs(_angle_diff(_angle_diff(ta[ia], ta[ib]), _angle_diff(tb[ja], tb[jb])))
+            ax, ay = pxa[q] - pxa[p], pya[q] - pya[p]
+            bx, by = pxb[q] - pxb[p], pyb[q] - pyb[p]
+            dd_all[q] = abs(math.sqrt(ax * ax + ay * ay) - math.sqrt(bx * bx + by * by))
+            dt_all[q] = abs(_angle_diff(_angle_diff(pta[p], pta[q]), _angle_diff(ptb[p], ptb[q])))
+        for q in range(p + 1, n_p):
+            dd = dd_all[q]
+            dt = dt_all[q]
             # Past these a sigmoid is below 1e-4 and the compatibility is defined as zero (part of
             # the score, not only a shortcut). Distance and direction terms are symmetric; the
             # radial term is taken from each end.
             if dd > prm[_COMPAT_DISTANCE_CUT] or dt > prm[_COMPAT_DIRECTION_CUT]:
                 continue
+            ax, ay = pxa[q] - pxa[p], pya[q] - pya[p]
+            bx, by = pxb[q] - pxb[p], pyb[q] - pyb[p]
             r12 = _sigmoid(dd, prm[_COMPAT_DISTANCE_MU_PX], prm[_COMPAT_DISTANCE_TAU]) * _sigmoid(
                 dt, prm[_COMPAT_DIRECTION_MU_RAD], prm[_COMPAT_DIRECTION_TAU]
             )
@@ -510,12 +521,12 @@ def _match(xa, ya, ta, ca, ma, xb, yb, tb, cb, mb, min_cells, prm):  # type: ign
             # both segments turn by pi, which cancels.
             dseg = math.atan2(bx * ay - by * ax, ax * bx + ay * by)
             rho[p, q] = r12 * _sigmoid(
-                abs(_angle_diff(ta[ia] - tb[ja], dseg)),
+                abs(_angle_diff(pta[p] - ptb[p], dseg)),
                 prm[_COMPAT_RADIAL_MU_RAD],
                 prm[_COMPAT_RADIAL_TAU],
             )
             rho[q, p] = r12 * _sigmoid(
-                abs(_angle_diff(ta[ib] - tb[jb], dseg)),
+                abs(_angle_diff(pta[q] - ptb[q], dseg)),
                 prm[_COMPAT_RADIAL_MU_RAD],
                 prm[_COMPAT_RADIAL_TAU],
             )
