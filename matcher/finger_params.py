@@ -46,10 +46,12 @@ MAX_DIRECTION_DIFF_RAD = math.pi / 2.0
 MIN_MATCHABLE_CELL_FRACTION = 0.6
 
 # --------------------------------------------------------------------------- consolidation
-#: Candidate pairs kept from the local similarity matrix before one-to-one assignment.
-CANDIDATE_PAIRS = 48
-#: At most this many one-to-one pairs go through relaxation (its cost grows with the square).
-RELAXATION_PAIRS = 24
+#: Candidate pairs are every minutia's best partner on the other side (row and column maxima of
+#: the local similarity matrix); greedy one-to-one assignment over them, best first, keeps at most
+#: this many for relaxation (its cost grows with the square). MCC takes the global top n_R
+#: instead; best partners with 40 pairs measured EER 2.1 % / 6.1 % on FVC2002 DB1_B / DB3_B
+#: mindtct minutiae against 2.9 % / 6.1 % for a global top 48 with 24 pairs.
+RELAXATION_PAIRS = 40
 #: Number of pairs averaged into the score: between these, growing with the smaller minutiae
 #: count (MCC: n_P from min_NP = 4 to max_NP = 12 through a sigmoid).
 MIN_SCORED_PAIRS = 4

@@ -142,9 +142,18 @@ def match_reference(a, b, min_cells: int) -> float:  # type: ignore[no-untyped-d
             s = 1 - math.sqrt(d) / (math.sqrt(sa) + math.sqrt(sb))
             if s > 0:
                 sims.append((s, i, j))
-    # Best CANDIDATE_PAIRS by similarity; equal similarities keep the earlier (i, j).
-    sims.sort(key=lambda t: -t[0])
-    cands = sims[: fp.CANDIDATE_PAIRS]
+    # Candidates: each minutia's best partner (its row's and its column's maximum; equal
+    # similarities go to the lower index), once each, best first, equal ones by (i, j).
+    best_row: dict[int, tuple[float, int, int]] = {}
+    best_col: dict[int, tuple[float, int, int]] = {}
+    for s, i, j in sims:  # (i, j) order, so "strictly greater" keeps the lower index
+        if i not in best_row or s > best_row[i][0]:
+            best_row[i] = (s, i, j)
+        if j not in best_col or s > best_col[j][0]:
+            best_col[j] = (s, i, j)
+    cands = sorted(
+        set(best_row.values()) | set(best_col.values()), key=lambda t: (-t[0], t[1], t[2])
+    )
     used_a, used_b, pairs = set(), set(), []
     for s, i, j in cands:
         if len(pairs) == fp.RELAXATION_PAIRS:

@@ -38,23 +38,22 @@ _HULL_MARGIN_PX = 3
 _CELL_ON_THRESHOLD = 4
 _MIN_VALID_CELL_FRACTION = 5
 _MIN_NEIGHBOURS = 6
-_CANDIDATE_PAIRS = 7
-_MAX_DIRECTION_DIFF_RAD = 8
-_RELAXATION_PAIRS = 9
-_COMPAT_DISTANCE_MU_PX = 10
-_COMPAT_DISTANCE_TAU = 11
-_COMPAT_DIRECTION_MU_RAD = 12
-_COMPAT_DIRECTION_TAU = 13
-_COMPAT_RADIAL_MU_RAD = 14
-_COMPAT_RADIAL_TAU = 15
-_RELAXATION_WEIGHT = 16
-_RELAXATION_ITERATIONS = 17
-_MIN_SCORED_PAIRS = 18
-_MAX_SCORED_PAIRS = 19
-_SCORED_PAIRS_SIGMOID_MU = 20
-_SCORED_PAIRS_SIGMOID_TAU = 21
-_COMPAT_DISTANCE_CUT = 22
-_COMPAT_DIRECTION_CUT = 23
+_MAX_DIRECTION_DIFF_RAD = 7
+_RELAXATION_PAIRS = 8
+_COMPAT_DISTANCE_MU_PX = 9
+_COMPAT_DISTANCE_TAU = 10
+_COMPAT_DIRECTION_MU_RAD = 11
+_COMPAT_DIRECTION_TAU = 12
+_COMPAT_RADIAL_MU_RAD = 13
+_COMPAT_RADIAL_TAU = 14
+_RELAXATION_WEIGHT = 15
+_RELAXATION_ITERATIONS = 16
+_MIN_SCORED_PAIRS = 17
+_MAX_SCORED_PAIRS = 18
+_SCORED_PAIRS_SIGMOID_MU = 19
+_SCORED_PAIRS_SIGMOID_TAU = 20
+_COMPAT_DISTANCE_CUT = 21
+_COMPAT_DIRECTION_CUT = 22
 
 
 def _params() -> npt.NDArray[np.float64]:
@@ -74,7 +73,6 @@ _PARAM_NAMES = [
     "CELL_ON_THRESHOLD",
     "MIN_VALID_CELL_FRACTION",
     "MIN_NEIGHBOURS",
-    "CANDIDATE_PAIRS",
     "MAX_DIRECTION_DIFF_RAD",
     "RELAXATION_PAIRS",
     "COMPAT_DISTANCE_MU_PX",
@@ -288,79 +286,42 @@ def _sigmoid(v, mu, tau):  # type: ignore[no-untyped-def]
     return 1.0 / (1.0 + math.exp(-tau * (v - mu)))
 
 
-@njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
-def _top_pairs(sim, n_cand):  # type: ignore[no-untyped-def]
-    """The ``n_cand`` largest positive entries of ``sim``: value descending, equal ones by index.
-
-    Returns ``(values, indices)``, padded with value 0 and index ``sim.size``. Exact, and cheap
-    because almost every entry is far below the cut: rounds of one vectorised pass counting the
-    entries above seven levels narrow a level that between ``n_cand`` and ``2 n_cand`` entries
-    exceed; those few are gathered and each one's rank is counted branch-free. (A bounded heap fed
-    the whole matrix mispredicted on every replacement and cost twice the local similarities.)
-    """
-    total = sim.shape[0]
-    lo = 0.0  # invariant: at least n_cand entries exceed lo, or lo == 0
-    hi = 1.0
-    c = 0
-    for key in range(total):
-        c += 1 if sim[key] > lo else 0
-    for _ in range(6):
-        if c <= 2 * n_cand:
-            break
-        step = (hi - lo) * 0.125
-        l1, l2, l3, l4 = lo + step, lo + 2 * step, lo + 3 * step, lo + 4 * step
-        l5, l6, l7 = lo + 5 * step, lo + 6 * step, lo + 7 * step
-        c1 = c2 = c3 = c4 = c5 = c6 = c7 = 0
-        for key in range(total):
-            v = sim[key]
-            c1 += 1 if v > l1 else 0
-            c2 += 1 if v > l2 else 0
-            c3 += 1 if v > l3 else 0
-            c4 += 1 if v > l4 else 0
-            c5 += 1 if v > l5 else 0
-            c6 += 1 if v > l6 else 0
-            c7 += 1 if v > l7 else 0
-        # The highest level that at least n_cand entries still exceed.
-        if c7 >= n_cand:
-            lo, c = l7, c7
-        elif c6 >= n_cand:
-            lo, hi, c = l6, l7, c6
-        elif c5 >= n_cand:
-            lo, hi, c = l5, l6, c5
-        elif c4 >= n_cand:
-            lo, hi, c = l4, l5, c4
-        elif c3 >= n_cand:
-            lo, hi, c = l3, l4, c3
-        elif c2 >= n_cand:
-            lo, hi, c = l2, l3, c2
-        elif c1 >= n_cand:
-            lo, hi, c = l1, l2, c1
-        else:
-            hi = l1
-    vals = np.empty(c)
-    keys = np.empty(c, np.int64)
+@njit(nogil=True, cache=True)
+def _best_partners(row_best, row_arg, col_best, col_arg, nb):  # type: ignore[no-untyped-def]
+    """Candidate pairs: each row's and each column's best entry (positive only), once each,
+    as ``(values, keys)`` with ``key = i * nb + j``, value descending, equal values by key."""
+    na = row_best.shape[0]
+    vals = np.empty(na + nb)
+    keys = np.empty(na + nb, np.int64)
     m = 0
-    for key in range(total):
-        sv = sim[key]
-        if sv > lo:
-            vals[m] = sv
-            keys[m] = key
+    for i in range(na):
+        if row_best[i] > 0.0:
+            vals[m] = row_best[i]
+            keys[m] = i * nb + row_arg[i]
             m += 1
-    out_s = np.zeros(n_cand)
-    out_k = np.full(n_cand, total, np.int64)
-    if m <= 4 * n_cand:
+    for j in range(nb):
+        i = col_arg[j]
+        # A column's best that is also its row's best is already in.
+        if col_best[j] > 0.0 and not (row_best[i] > 0.0 and row_arg[i] == j):
+            vals[m] = col_best[j]
+            keys[m] = i * nb + j
+            m += 1
+    out_s = np.empty(m)
+    out_k = np.empty(m, np.int64)
+    if m <= 256:
+        # Rank by counting, branch-free: a few thousand comparisons, no mispredicted sort.
         for p in range(m):
             v = vals[p]
+            kp = keys[p]
             rank = 0
             for q in range(m):
-                rank += 1 if (vals[q] > v) | ((vals[q] == v) & (q < p)) else 0
-            if rank < n_cand:
-                out_s[rank] = v
-                out_k[rank] = keys[p]
+                rank += 1 if (vals[q] > v) | ((vals[q] == v) & (keys[q] < kp)) else 0
+            out_s[rank] = v
+            out_k[rank] = kp
         return out_s, out_k
-    # Many equal values defeated the narrowing: a stable sort of what was gathered.
-    order = np.argsort(-vals, kind="mergesort")
-    for q in range(min(n_cand, m)):
+    by_key = np.argsort(keys[:m], kind="mergesort")
+    order = by_key[np.argsort(-vals[:m][by_key], kind="mergesort")]  # stable: equal values by key
+    for q in range(m):
         out_s[q] = vals[order[q]]
         out_k[q] = keys[order[q]]
     return out_s, out_k
@@ -377,9 +338,15 @@ def _match(xa, ya, ta, ca, ma, xb, yb, tb, cb, mb, min_cells, prm):  # type: ign
     nb = xb.shape[0]
     if na == 0 or nb == 0:
         return 0.0
-    # 1. Local similarities, keeping the best CANDIDATE_PAIRS.
-    n_cand = int(prm[_CANDIDATE_PAIRS])
+    # 1. Local similarities. Candidates are every minutia's best partner on the other side: the
+    # maximum of its row (A) or column (B), ties to the lower index. The MCC paper's global top-n
+    # can be filled by a few minutiae with many look-alike neighbours and leave others without
+    # a candidate; the best partner of each minutia cannot.
     sim_all = np.empty(na * nb)
+    row_best = np.zeros(na)
+    row_arg = np.zeros(na, np.int64)
+    col_best = np.zeros(nb)
+    col_arg = np.zeros(nb, np.int64)
     # Directions sorted ascending (as features() stores them) let each row visit only the B
     # minutiae within the direction window: one or two contiguous runs, about half of B. The
     # window is widened by a hair and the exact test stays in the loop, so the result is the
@@ -464,7 +431,23 @@ def _match(xa, ya, ta, ca, ma, xb, yb, tb, cb, mb, min_cells, prm):  # type: ign
                 den = _SQRT[sa] + _SQRT[sb]
                 sim = 1.0 - _SQRT[d] / (den + (0.0 if ok else 1.0))
                 rw[j] = sim if ok else 0.0
-    cand_s, cand_k = _top_pairs(sim_all, n_cand)
+        best = 0.0
+        for j in range(nb):
+            best = max(best, row[j])
+        if best > 0.0:
+            j = 0
+            while row[j] != best:
+                j += 1
+            row_best[i] = best
+            row_arg[i] = j
+        # Strictly greater: an equal later row keeps the earlier one (vectorised selects).
+        for j in range(nb):
+            v = row[j]
+            better = v > col_best[j]
+            col_best[j] = v if better else col_best[j]
+            col_arg[j] = i if better else col_arg[j]
+    cand_s, cand_k = _best_partners(row_best, row_arg, col_best, col_arg, nb)
+    n_cand = cand_s.shape[0]
     cand_i = cand_k // nb
     cand_j = cand_k % nb
     # 2. One-to-one assignment: greedy over the sorted candidates.

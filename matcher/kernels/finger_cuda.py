@@ -19,9 +19,9 @@ Algorithm steps (per gallery template; MCC, Cappelli, Ferrara, Maltoni, TPAMI 20
 1. Local similarity of every (probe minutia i, template minutia j), i outer, j inner: zero unless
    the directions differ by at most MAX_DIRECTION_DIFF_RAD, the common valid cells reach
    ``min_cells`` and some bit is set; ``1 - sqrt(|a ^ b|) / (sqrt|a| + sqrt|b|)`` over the common
-   cells. The best CANDIDATE_PAIRS are kept by insertion into a sorted list; a value enters only
-   above the last kept one and goes after equal ones, so the list is the CPU's (a bounded heap
-   there): value descending, equal values in ``(i, j)`` order, ties at the cut keep the earlier.
+   cells. Candidates are each probe minutia's best partner and each template minutia's best
+   partner (running maxima; strictly greater replaces, so equal maxima go to the lower index),
+   sorted value descending, equal values in ``(i, j)`` order, as on the CPU.
 2. Greedy one-to-one assignment over the sorted candidates, at most RELAXATION_PAIRS pairs.
 3. Compatibility ``rho`` of every two pairs (distance and direction sigmoids once per pair of
    pairs, radial-angle sigmoid from each end; zero past the CPU's cut-offs), then
@@ -34,7 +34,7 @@ Algorithm steps (per gallery template; MCC, Cappelli, Ferrara, Maltoni, TPAMI 20
 Thread mapping, and why
 -----------------------
 One thread per requested template: thread ``r`` scores ``rows[r]`` and writes ``out[r]``. A match is
-a few thousand dependent steps (insertions, a greedy pass, a 24 x 24 relaxation, a sort), with
+a few thousand dependent steps (running maxima, a greedy pass, a 40 x 40 relaxation, a sort), with
 nothing to share between templates, so a thread owns one whole match and needs no barrier or
 reduction. All threads read the same probe minutia at the same moment: the probe stays in global
 memory and each load is one broadcast from L1 (shared memory would add a cooperative load and a
@@ -47,11 +47,12 @@ different sizes make the threads of a warp finish at different times (divergence
 Memory
 ------
 Per-thread scratch is ``cuda.local.array`` with compile-time sizes: candidates
-(``_MAX_CANDIDATES`` = 48 x (float64 + 2 int32)), pairs (``_MAX_PAIRS`` = 24 x (3 float64 + 2
-int32)), ``rho`` (24 x 24 float64, 4.6 kB) and the sort's order and stack (24 x 3 int32): about
-6.4 kB per thread in local memory (cached in L1/L2). The CPU kernel's per-minutia ``used`` flags
-and its ``na x nb`` similarity matrix are replaced by a scan of the at most 24 pairs already taken
-and by inserting each similarity as it is computed, so nothing scales with the minutiae count.
+(``_MAX_CANDIDATES`` = 510 x (float64 + int64), 8.2 kB), running row/column maxima (255 x (float64
++ 2 int32), 4.1 kB), pairs (``_MAX_PAIRS`` = 40 x (3 float64 + 2 int32)), ``rho`` (40 x 40
+float64, 12.8 kB) and the sort's order: about 27 kB per thread in local memory (cached in
+L1/L2; only the entries a template uses are touched). The CPU kernel's per-minutia ``used`` flags
+and its ``na x nb`` similarity matrix are replaced by a scan of the pairs already taken and by
+running maxima updated as each similarity is computed.
 The full gallery (``offsets``, five arrays, ``rows``) is copied to the device on every call, then
 one launch of ``len(rows)`` threads; a device-resident gallery (copied once at enrolment) is the
 next step.
@@ -75,7 +76,6 @@ from matcher.errors import InvalidTemplate
 from matcher.kernels import finger_cpu
 from matcher.kernels.cuda import _require_cuda, available  # noqa: F401 (re-exported)
 from matcher.kernels.finger_cpu import (
-    _CANDIDATE_PAIRS,
     _COMPAT_DIRECTION_CUT,
     _COMPAT_DIRECTION_MU_RAD,
     _COMPAT_DIRECTION_TAU,
@@ -100,7 +100,7 @@ try:  # numba.cuda is part of numba up to its removal there, then the `numba-cud
 except ImportError:  # no CUDA target installed: the module still imports, available() is False
     cuda = None  # type: ignore[assignment]
 
-#: Threads per CUDA block: a multiple of the 32-thread warp; each thread holds ~6.4 kB of local
+#: Threads per CUDA block: a multiple of the 32-thread warp; each thread holds ~27 kB of local
 #: scratch, so small blocks keep several resident per SM.
 THREADS_PER_BLOCK = 128
 
@@ -108,17 +108,18 @@ _TWO_PI = 2.0 * math.pi
 _SECTIONS = 6
 # Compile-time sizes of the per-thread scratch (cuda.local.array needs constants). The kernel
 # also clamps the PARAMS values to these, so it never writes out of bounds whatever PARAMS holds.
-_MAX_CANDIDATES = 48
-_MAX_PAIRS = 24
+_MAX_MINUTIAE = 255  # a template holds at most 255 minutiae (ISO/IEC 19794-2); checked on entry
+_MAX_CANDIDATES = 2 * _MAX_MINUTIAE  # every row's and every column's best partner
+_MAX_PAIRS = 40
 #: |theta| beyond this is refused. Features hold [0, 2 pi); the angle wrap goes through an int64
 #: ``floor`` that overflows (differently on CPU and GPU) for huge angles, and raises on NaN/inf
 #: under the simulator.
 MAX_ABS_THETA_RAD = 4.0 * math.pi
 
-if PARAMS[_CANDIDATE_PAIRS] > _MAX_CANDIDATES or PARAMS[_RELAXATION_PAIRS] > _MAX_PAIRS:
+if PARAMS[_RELAXATION_PAIRS] > _MAX_PAIRS:
     raise ImportError(
-        f"finger_cuda holds at most {_MAX_CANDIDATES} candidates and {_MAX_PAIRS} relaxation "
-        "pairs per thread: raise _MAX_CANDIDATES / _MAX_PAIRS with finger_params"
+        f"finger_cuda holds at most {_MAX_PAIRS} relaxation pairs per thread: raise _MAX_PAIRS "
+        "with finger_params"
     )
 if finger_cpu._SECTIONS != _SECTIONS:
     raise ImportError("finger_cuda is written for 6 angular sections (one word each)")
@@ -164,7 +165,7 @@ def _sigmoid(v, mu, tau):  # type: ignore[no-untyped-def]
 
 @_device
 def _stable_order(key, n, order):  # type: ignore[no-untyped-def]
-    """``order[:n]`` = the stable ascending argsort of ``key[:n]`` (insertion sort, n <= 24)."""
+    """``order[:n]`` = the stable ascending argsort of ``key[:n]`` (insertion sort, n <= _MAX_PAIRS)."""
     for q in range(n):
         order[q] = q
     for q in range(1, n):
@@ -182,24 +183,27 @@ def _match(px, py, pt, pc, pm, gx, gy, gt, gc, gm, lo, nb, min_cells, prm):  # t
     na = px.shape[0]
     if na == 0 or nb == 0:
         return 0.0
-    # 1. Local similarities, keeping the best CANDIDATE_PAIRS (ties: earlier (i, j) first).
+    # 1. Local similarities; candidates are each row's and each column's best entry (strictly
+    # greater replaces, so equal maxima go to the lower index), as finger_cpu._best_partners.
     # (Conditionals, not min/max: numba's CUDA target does not type the two-argument builtins.)
-    n_cand = int(prm[_CANDIDATE_PAIRS])
-    if n_cand > _MAX_CANDIDATES:
-        n_cand = _MAX_CANDIDATES
+    if na > _MAX_MINUTIAE or nb > _MAX_MINUTIAE:
+        return 0.0  # refused by the wrapper; never reached
     cand_s = cuda.local.array(_MAX_CANDIDATES, np.float64)
-    cand_i = cuda.local.array(_MAX_CANDIDATES, np.int32)
-    cand_j = cuda.local.array(_MAX_CANDIDATES, np.int32)
-    for q in range(n_cand):
-        cand_s[q] = 0.0
-        cand_i[q] = -1
-        cand_j[q] = -1
-    worst = 0.0
+    cand_k = cuda.local.array(_MAX_CANDIDATES, np.int64)
+    row_arg = cuda.local.array(_MAX_MINUTIAE, np.int32)
+    col_best = cuda.local.array(_MAX_MINUTIAE, np.float64)
+    col_arg = cuda.local.array(_MAX_MINUTIAE, np.int32)
+    for j in range(nb):
+        col_best[j] = 0.0
+        col_arg[j] = 0
+    n_cand = 0
     max_dt = prm[_MAX_DIRECTION_DIFF_RAD]
     for i in range(na):
         ti = pt[i]
         mi = pm[i]
         c0, c1, c2, c3, c4, c5 = pc[0, i], pc[1, i], pc[2, i], pc[3, i], pc[4, i], pc[5, i]
+        row_best = 0.0
+        row_arg[i] = -1
         for j in range(nb):
             g = lo + j
             dt = ti - gt[g]
@@ -243,17 +247,33 @@ def _match(px, py, pt, pc, pm, gx, gy, gt, gc, gm, lo, nb, min_cells, prm):  # t
                 continue
             den = math.sqrt(np.float64(sa)) + math.sqrt(np.float64(sb))
             s = 1.0 - math.sqrt(np.float64(d)) / den
-            if s > worst:
-                pos = n_cand - 1
-                while pos > 0 and cand_s[pos - 1] < s:
-                    cand_s[pos] = cand_s[pos - 1]
-                    cand_i[pos] = cand_i[pos - 1]
-                    cand_j[pos] = cand_j[pos - 1]
-                    pos -= 1
-                cand_s[pos] = s
-                cand_i[pos] = i
-                cand_j[pos] = j
-                worst = cand_s[n_cand - 1]
+            if s > row_best:
+                row_best = s
+                row_arg[i] = j
+            if s > col_best[j]:
+                col_best[j] = s
+                col_arg[j] = i
+        if row_arg[i] >= 0:
+            cand_s[n_cand] = row_best
+            cand_k[n_cand] = i * nb + row_arg[i]
+            n_cand += 1
+    for j in range(nb):
+        i = col_arg[j]
+        if col_best[j] > 0.0 and row_arg[i] != j:  # not already in as its row's best
+            cand_s[n_cand] = col_best[j]
+            cand_k[n_cand] = i * nb + j
+            n_cand += 1
+    # Value descending, equal values by key (insertion sort; a few dozen entries).
+    for q in range(1, n_cand):
+        v = cand_s[q]
+        kv = cand_k[q]
+        pos = q
+        while pos > 0 and (cand_s[pos - 1] < v or (cand_s[pos - 1] == v and cand_k[pos - 1] > kv)):
+            cand_s[pos] = cand_s[pos - 1]
+            cand_k[pos] = cand_k[pos - 1]
+            pos -= 1
+        cand_s[pos] = v
+        cand_k[pos] = kv
     # 2. One-to-one assignment: greedy over the sorted candidates ("used" = already in a pair).
     n_relax = int(prm[_RELAXATION_PAIRS])
     if n_relax > _MAX_PAIRS:
@@ -265,9 +285,9 @@ def _match(px, py, pt, pc, pm, gx, gy, gt, gc, gm, lo, nb, min_cells, prm):  # t
     for q in range(n_cand):
         if n_p == n_relax:
             break
-        i = cand_i[q]
-        j = cand_j[q]
-        if i < 0 or cand_s[q] <= 0.0:
+        i = cand_k[q] // nb
+        j = cand_k[q] % nb
+        if cand_s[q] <= 0.0:
             continue
         used = False
         for p in range(n_p):
@@ -426,6 +446,10 @@ def scan(
     if offsets[0] < 0 or offsets[-1] > n_total or (np.diff(offsets) < 0).any():
         raise InvalidTemplate(f"offsets must be non-decreasing within [0, {n_total}]")
     n_templates = offsets.shape[0] - 1
+    if probe[0].shape[0] > _MAX_MINUTIAE or (
+        n_templates and int(np.diff(offsets).max()) > _MAX_MINUTIAE
+    ):
+        raise InvalidTemplate(f"a template holds at most {_MAX_MINUTIAE} minutiae")
     if rows.size and (rows.min() < 0 or rows.max() >= n_templates):
         raise InvalidTemplate(f"rows must be template numbers in [0, {n_templates})")
     n = rows.shape[0]
