@@ -27,6 +27,8 @@ bench: venv
 	# Needs the optional NBIS peer (benchmarks/peers/README.md); skipped with a message otherwise.
 	-$(BIN)/python -m benchmarks finger --json \
 		--data ../shared/data/fingerprint/fvc2002_db1_b --data ../shared/data/fingerprint/fvc2002_db3_b
+	# Indexed against exhaustive 1:N on a million synthetic fingers (about half an hour, ~12 GB RAM).
+	$(BIN)/python -m benchmarks.finger_index --gallery 1000000 --probes 40 --no-rebuild --json
 
 reliability:
 	@echo "reliability suite (kill -9 / restart durability checks) arrives with the service issue"
