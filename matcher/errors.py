@@ -30,3 +30,11 @@ class UnknownId(MatcherError, KeyError):
 
 class DeviceUnavailable(MatcherError, RuntimeError):
     """A GPU kernel was asked for where no CUDA device (or simulator) is available."""
+
+
+class InvalidImage(MatcherError, ValueError):
+    """Image bytes that cannot be decoded, or an image outside the accepted sizes and depths."""
+
+
+class NothingToCompare(MatcherError, ValueError):
+    """A 1:1 probe shares no finger position and no eye with the enrolled person."""
