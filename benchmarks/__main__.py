@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks import finger, iris
+from benchmarks import accuracy, calibrate, finger, iris
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -13,6 +13,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="suite", required=True)
     iris.add_parser(sub)
     finger.add_parser(sub)
+    accuracy.add_parser(sub)
+    calibrate.add_parser(sub)
     args = parser.parse_args(argv)
     return int(args.func(args))
 
