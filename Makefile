@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv run test bench reliability clean
+.PHONY: venv proto run test bench reliability clean
 
 venv: $(VENV)/.stamp
 
@@ -13,15 +13,29 @@ $(VENV)/.stamp: pyproject.toml
 	$(BIN)/python -m pip install -e '.[dev]'
 	touch $@
 
-run: venv
-	$(BIN)/python server.py --listen 127.0.0.1:50051 --store sqlite:///data/amayesh.db
+# gRPC code is generated from proto/ by grpcio-tools into ./amayesh/v1 (ignored by git).
+PROTOS := $(wildcard proto/amayesh/v1/*.proto)
+GENERATED := $(PROTOS:proto/%.proto=%_pb2.py)
 
-test: venv
+proto: $(GENERATED)
+
+amayesh/v1/%_pb2.py: proto/amayesh/v1/%.proto $(VENV)/.stamp
+	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. $<
+	touch amayesh/__init__.py amayesh/v1/__init__.py
+
+# Development only: production sets a token file (--tokens-file) and a key file outside ./data.
+AMAYESH_DEV_TOKEN ?= dev-only-token
+
+run: venv proto
+	AMAYESH_DEV_TOKEN=$(AMAYESH_DEV_TOKEN) $(BIN)/python server.py --listen 127.0.0.1:50051 \
+		--store sqlite:///data/amayesh.db
+
+test: venv proto
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
-bench: venv
+bench: venv proto
 	$(BIN)/python -m pytest benchmarks -q --benchmark-only
 	$(BIN)/python -m benchmarks iris --gallery 1000000 --max-shift 8 --json
 	# Needs the optional NBIS peer (benchmarks/peers/README.md); skipped with a message otherwise.
@@ -35,5 +49,5 @@ reliability:
 
 # Leaves .venv in place; remove it by hand for a fresh environment.
 clean:
-	rm -rf build *.egg-info .pytest_cache .ruff_cache .mypy_cache .benchmarks bench-out
+	rm -rf build amayesh *.egg-info .pytest_cache .ruff_cache .mypy_cache .benchmarks bench-out
 	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +

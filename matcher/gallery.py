@@ -431,6 +431,27 @@ class IrisGallery:
             np.where(found, bits, 0).astype(np.int32),
         )
 
+    def score(
+        self,
+        code: BoolArray,
+        mask: BoolArray,
+        ids: object,
+        *,
+        max_shift: int | None = None,
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int32], npt.NDArray[np.int32]]:
+        """1:1 against enrolled ids: exact ``(hd, shifts, n_bits)`` per id, in the order given.
+
+        ``hd`` is ``inf`` where no rotation has ``min_valid_bits`` valid bits in common. An id
+        not in the gallery raises :class:`~matcher.errors.UnknownId`.
+        """
+        ids_a = as_ids(ids)
+        shifts, pc, pm = self._rotations(code, mask, max_shift)
+        with self._lock:
+            rows = self._index.find(ids_a)
+            gc, gm = self._codes, self._masks
+            hd, sidx, bits = cpu.iris_rows_exact(gc, gm, rows, pc, pm, self.min_valid_bits)
+        return hd.astype(np.float64), shifts[sidx].astype(np.int32), bits.astype(np.int32)
+
     def search_template(
         self, template: IrisTemplate, k: int = 10, exact: bool = True
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int32]]:

@@ -155,6 +155,14 @@ class PersonFingerGallery:
             self._persons.find(ids)
             return self._answer(probe, ids, self._scores(probe, ids))[0]
 
+    def score(self, fingers: Fingers, ids: object) -> list[PersonCandidate]:
+        """1:1 against each of ``ids`` (all must be enrolled), best first, ties by id."""
+        probe = _checked(fingers, "probe")
+        ids_a = np.unique(as_ids(ids))
+        with self._lock:
+            self._persons.find(ids_a)
+            return self._answer(probe, ids_a, self._scores(probe, ids_a)) if ids_a.size else []
+
     def search(
         self,
         fingers: Fingers,

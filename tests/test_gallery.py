@@ -795,3 +795,18 @@ def test_empty_gallery_answers_with_padding(data: Data, tmp_path: Path, which: s
     assert hd.size == ids.size == shifts.size == 0
     with pytest.raises(UnknownId):
         g.remove([1])
+
+
+@pytest.mark.parametrize("probe", [0, 2])
+def test_score_by_id_equals_the_reference(data: Data, probe: int) -> None:
+    g = data.gallery()
+    code, mask = data.probes[probe]
+    want_hd, want_shift, want_bits = data.reference(probe)
+    rows = np.array([7, 0, N - 1, 7])
+    hd, shifts, bits = g.score(code, mask, data.ids[rows])
+    np.testing.assert_array_equal(hd, want_hd[rows])
+    np.testing.assert_array_equal(bits, want_bits[rows])
+    finite = np.isfinite(hd)
+    np.testing.assert_array_equal(shifts[finite], want_shift[rows][finite])
+    with pytest.raises(UnknownId):
+        g.score(code, mask, [int(data.ids.max()) + 1])

@@ -136,3 +136,18 @@ def _at_position(t, position: int):  # type: ignore[no-untyped-def]
     from dataclasses import replace
 
     return replace(t, position=position)
+
+
+def test_score_of_given_persons_equals_verify() -> None:
+    enrolled = next(finger_chunks(60, seed=4, chunk=60, take=0))
+    probes = next(finger_chunks(60, seed=4, chunk=60, take=1))
+    g = PersonFingerGallery()
+    g.add(np.arange(6), [{p: enrolled[10 * k + p - 1] for p in range(1, 11)} for k in range(6)])
+    fingers = {3: probes[22], 8: probes[27]}  # person 2: enrolled[10 * 2 + pos - 1]
+    got = g.score(fingers, [4, 2, 0])
+    assert [c.id for c in got][0] == 2
+    for c in got:
+        v = g.verify(c.id, fingers)
+        assert c.score == v.score and c.finger_scores == v.finger_scores
+    with pytest.raises(UnknownId):
+        g.score(fingers, [99])

@@ -1,4 +1,7 @@
-"""The README's code examples run as written (a stale example is a bug users meet first)."""
+"""The README's ```python examples run as written (a stale example is a bug users meet first).
+
+```py blocks need a running server; tests/test_service.py runs that same client contract.
+"""
 
 from __future__ import annotations
 

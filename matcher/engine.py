@@ -1,0 +1,405 @@
+"""The matching engine: the durable store and the in-memory galleries kept equal, and decisions.
+
+Writes go to the store first and reach the galleries only after the store has committed, under
+one write lock, so the galleries apply changes in commit order; a crash in between loses nothing
+(the galleries are rebuilt from the store at start-up). Reads (verify, identify) take no write
+lock: the galleries are thread-safe and the numba kernels release the GIL.
+
+Decisions (thresholds from :mod:`matcher.thresholds`, measured, never guessed):
+
+- Scores: ``finger`` = fused finger similarity in [0, 1] (mean over the probe's fingers, a finger
+  the person lacks counting 0, :func:`matcher.fusion.fuse_fingers`); ``iris`` = mean normalised
+  HD over the probe's eyes (Daugman's normalisation). Per-sample scores ``finger.<position>`` and
+  ``iris.<eye>`` come with them.
+- With several modalities in a probe, each is tested at ``rate / modalities`` and the decision
+  is a match when any passes, so the combined false-match rate stays at most ``rate`` (union
+  bound). ``decided_by`` names the modalities that passed (``"none"`` if none did).
+- 1:N: FPIR at the gallery's size maps to a per-comparison FMR of ``FPIR / N``
+  (:meth:`matcher.thresholds.Thresholds.for_fpir`). Candidates are ranked by the strongest
+  evidence: the lowest calibrated FMR any of their modality scores reaches.
+
+This module knows nothing of gRPC; :mod:`matcher.service` maps it onto the wire.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from matcher.errors import InvalidTemplate, NothingToCompare, UnknownId
+from matcher.finger import FingerFeatures, features
+from matcher.gallery import IrisGallery
+from matcher.iris import IrisGeometry, IrisTemplate, normalize_hd
+from matcher.iris_params import DEFAULT_MAX_SHIFT_COLUMNS
+from matcher.person_gallery import PersonFingerGallery
+from matcher.store import Actor, Biometrics, PersonInfo, Store
+from matcher.templates import FingerTemplate
+from matcher.thresholds import Thresholds
+
+EYES = ("L", "R")
+IRIS_NO_OVERLAP = 1.0  # a normalised HD no real comparison reaches: "could not compare"
+LOAD_BATCH = 20_000
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A 1:1 answer."""
+
+    match: bool
+    scores: dict[str, float]
+    decided_by: str
+    threshold: float
+    fmr: float
+
+
+@dataclass(frozen=True)
+class Candidate:
+    person_id: str
+    scores: dict[str, float]
+    decided_by: str
+    evidence_fmr: float  # the lowest calibrated FMR among the candidate's modality scores
+
+
+@dataclass(frozen=True)
+class Identification:
+    """A 1:N answer: every candidate above threshold, best first."""
+
+    candidates: list[Candidate]
+    threshold: float
+    fpir: float
+    decided_by: str
+
+
+@dataclass
+class _Probe:
+    fingers: dict[int, FingerFeatures] = field(default_factory=dict)
+    irises: dict[str, IrisTemplate] = field(default_factory=dict)
+
+    def modalities(self) -> list[str]:
+        return [m for m, have in (("finger", self.fingers), ("iris", self.irises)) if have]
+
+
+class Engine:
+    """Galleries (fingers by position, one iris gallery per eye) over a :class:`Store`."""
+
+    def __init__(
+        self,
+        store: Store,
+        thresholds: Thresholds,
+        geometry: IrisGeometry | None = None,
+        max_shift: int = DEFAULT_MAX_SHIFT_COLUMNS,
+    ) -> None:
+        self.store = store
+        self.thresholds = thresholds
+        self.geometry = geometry or IrisGeometry()
+        self._fingers = PersonFingerGallery()
+        self._irises = {e: IrisGallery(self.geometry, max_shift, eye=e) for e in EYES}
+        self._person_of_row: dict[int, str] = {}
+        self._row_of_person: dict[str, int] = {}
+        self._write = threading.Lock()
+
+    # ---------------------------------------------------------------------------- loading
+    def load(self, progress: Any = None) -> None:
+        """Fill the galleries from the store (start-up). ``progress(done_templates)`` optional."""
+        done = 0
+        by_row: dict[int, dict[int, FingerTemplate]] = {}
+        for rows, positions, templates in self.store.iter_fingers(LOAD_BATCH):
+            for r, p, t in zip(rows.tolist(), positions.tolist(), templates, strict=True):
+                by_row.setdefault(r, {})[p] = t
+            done += len(templates)
+            if progress:
+                progress(done)
+        ids = list(by_row)
+        for start in range(0, len(ids), LOAD_BATCH):
+            chunk = ids[start : start + LOAD_BATCH]
+            self._fingers.add(np.asarray(chunk, np.int64), [by_row[r] for r in chunk])
+        for iris_rows, eyes, iris_templates in self.store.iter_irises(LOAD_BATCH):
+            for eye in EYES:
+                sel = [k for k, e in enumerate(eyes) if e == eye]
+                if sel:
+                    self._irises[eye].add(
+                        iris_rows[sel],
+                        np.stack([iris_templates[k].code for k in sel]),
+                        np.stack([iris_templates[k].mask for k in sel]),
+                    )
+            done += len(iris_templates)
+            if progress:
+                progress(done)
+        all_rows = set(ids)
+        for g in self._irises.values():
+            all_rows.update(g.ids().tolist())
+        names = self.store.person_ids(sorted(all_rows)) if all_rows else {}
+        self._person_of_row = dict(names)
+        self._row_of_person = {p: r for r, p in names.items()}
+
+    # ---------------------------------------------------------------------------- writes
+    def enroll(
+        self,
+        person_id: str,
+        bio: Biometrics,
+        actor: Actor,
+        labels: Mapping[str, str] | None = None,
+    ) -> PersonInfo:
+        self._check_enrolment(bio)
+        with self._write:
+            row = self.store.enroll(person_id, bio, actor, dict(labels or {}))
+            self._apply(row, person_id, bio)
+        return self.store.info(person_id)
+
+    def update(
+        self,
+        person_id: str,
+        bio: Biometrics,
+        actor: Actor,
+        labels: Mapping[str, str] | None = None,
+    ) -> PersonInfo:
+        self._check_enrolment(bio, allow_empty=labels is not None)
+        with self._write:
+            info = self.store.update(
+                person_id, bio, actor, None if labels is None else dict(labels)
+            )
+            self._drop(info.row_id)
+            row, full = self.store.biometrics(person_id, actor)
+            self._apply(row, person_id, full)
+        return info
+
+    def delete(self, person_id: str, actor: Actor) -> None:
+        with self._write:
+            row = self.store.delete(person_id, actor)
+            self._drop(row)
+
+    def _check_enrolment(self, bio: Biometrics, allow_empty: bool = False) -> None:
+        if not bio.fingers and not bio.irises and not allow_empty:
+            raise InvalidTemplate("an enrolment needs at least one finger or iris")
+        for pos, t in bio.fingers.items():
+            if pos not in range(1, 11):
+                raise InvalidTemplate(f"finger position must be 1-10 (ISO), got {pos}")
+            features(t)  # fails here, before the store commits, if the gallery would refuse it
+        for eye, it in bio.irises.items():
+            if eye not in EYES:
+                raise InvalidTemplate(f"eye must be 'L' or 'R', got {eye!r}")
+            if it.code.shape != self.geometry.shape:
+                raise InvalidTemplate(
+                    f"iris code of shape {it.code.shape}; this service holds {self.geometry.shape}"
+                )
+            it.validate()
+
+    def _apply(self, row: int, person_id: str, bio: Biometrics) -> None:
+        if bio.fingers:
+            self._fingers.add([row], [dict(bio.fingers)])
+        for eye, t in bio.irises.items():
+            self._irises[eye].add([row], t.code[None], t.mask[None])
+        self._person_of_row[row] = person_id
+        self._row_of_person[person_id] = row
+
+    def _drop(self, row: int) -> None:
+        if row in self._fingers:
+            self._fingers.remove([row])
+        for g in self._irises.values():
+            if row in g:
+                g.remove([row])
+        name = self._person_of_row.pop(row, None)
+        if name is not None:
+            self._row_of_person.pop(name, None)
+
+    # ---------------------------------------------------------------------------- reads
+    def row_of(self, person_id: str) -> int:
+        row = self._row_of_person.get(person_id)
+        if row is None:
+            raise UnknownId(f"no person enrolled as {person_id!r}")
+        return row
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "persons": len(self._row_of_person),
+            "fingers": sum(self._fingers.fingers_enrolled().values()),
+            "irises": sum(len(g) for g in self._irises.values()),
+        }
+
+    def _probe(
+        self, fingers: Mapping[int, FingerTemplate], irises: Mapping[str, IrisTemplate]
+    ) -> _Probe:
+        if not fingers and not irises:
+            raise InvalidTemplate("a probe needs at least one finger or iris")
+        p = _Probe()
+        for pos, t in fingers.items():
+            if pos not in range(1, 11):
+                raise InvalidTemplate(f"finger position must be 1-10 (ISO), got {pos}")
+            p.fingers[pos] = features(t)
+        for eye, it in irises.items():
+            if eye not in EYES:
+                raise InvalidTemplate(f"eye must be 'L' or 'R', got {eye!r}")
+            if it.code.shape != self.geometry.shape:
+                raise InvalidTemplate(
+                    f"iris code of shape {it.code.shape}; this service holds {self.geometry.shape}"
+                )
+            it.validate()
+            p.irises[eye] = it
+        return p
+
+    def _iris_scores(self, probe: _Probe, rows: list[int]) -> dict[int, dict[str, float]]:
+        """Normalised HD per row and probe eye the row has enrolled."""
+        out: dict[int, dict[str, float]] = {r: {} for r in rows}
+        for eye, it in probe.irises.items():
+            g = self._irises[eye]
+            have = [r for r in rows if r in g]
+            if not have:
+                continue
+            hd, _, bits = g.score(it.code, it.mask, have)
+            nhd = normalize_hd(np.where(np.isfinite(hd), hd, 0.5), bits)
+            for r, h, ok in zip(have, nhd.tolist(), np.isfinite(hd).tolist(), strict=True):
+                out[r][eye] = float(h) if ok else IRIS_NO_OVERLAP
+        return out
+
+    def _scores_of(self, probe: _Probe, rows: list[int]) -> dict[int, dict[str, float]]:
+        scores: dict[int, dict[str, float]] = {r: {} for r in rows}
+        if probe.fingers:
+            finger_rows = [r for r in rows if r in self._fingers]
+            for c in self._fingers.score(probe.fingers, finger_rows) if finger_rows else []:
+                s = scores[c.id]
+                s["finger"] = c.score
+                for pos, v in c.finger_scores.items():
+                    s[f"finger.{pos}"] = v
+        if probe.irises:
+            for r, per_eye in self._iris_scores(probe, rows).items():
+                if per_eye:
+                    # An eye the person lacks counts as chance (0.5), like a missing finger's 0.
+                    vals = [per_eye.get(e, 0.5) for e in probe.irises]
+                    scores[r]["iris"] = float(np.mean(vals))
+                    for e, v in per_eye.items():
+                        scores[r][f"iris.{e}"] = v
+        return scores
+
+    def _decide(
+        self, scores: dict[str, float], modalities: list[str], rate: float
+    ) -> tuple[list[str], dict[str, float]]:
+        per = rate / len(modalities)
+        thresholds = {m: self.thresholds.for_fmr(m, per) for m in modalities}
+        passed = [
+            m
+            for m in modalities
+            if m in scores and self.thresholds.of(m).accepts(scores[m], thresholds[m])
+        ]
+        return passed, thresholds
+
+    def verify(
+        self,
+        person_id: str,
+        fingers: Mapping[int, FingerTemplate],
+        irises: Mapping[str, IrisTemplate],
+        target_fmr: float | None = None,
+    ) -> Decision:
+        rate = self._rate(target_fmr, self.thresholds.default_fmr)
+        row = self.row_of(person_id)
+        probe = self._probe(fingers, irises)
+        scores = self._scores_of(probe, [row])[row]
+        modalities = [m for m in probe.modalities() if m in scores]
+        if not modalities:
+            raise NothingToCompare(
+                f"{person_id!r} has none of the probe's samples enrolled (fingers "
+                f"{sorted(probe.fingers)}, eyes {sorted(probe.irises)})"
+            )
+        passed, thresholds = self._decide(scores, modalities, rate)
+        shown = passed[0] if passed else modalities[0]
+        return Decision(
+            match=bool(passed),
+            scores=scores,
+            decided_by="+".join(passed) or "none",
+            threshold=thresholds[shown],
+            fmr=rate,
+        )
+
+    def identify(
+        self,
+        fingers: Mapping[int, FingerTemplate],
+        irises: Mapping[str, IrisTemplate],
+        restrict_to: list[str] | None = None,
+        max_results: int = 10,
+        target_fpir: float | None = None,
+    ) -> Identification:
+        rate = self._rate(target_fpir, self.thresholds.default_fpir)
+        if max_results < 1:
+            raise InvalidTemplate(f"max_results must be at least 1, got {max_results}")
+        probe = self._probe(fingers, irises)
+        modalities = probe.modalities()
+        if restrict_to:
+            rows = sorted({self.row_of(p) for p in restrict_to})
+        else:
+            rows = self._shortlist(probe, max_results)
+        n = len(restrict_to) if restrict_to else max(1, len(self._row_of_person))
+        per_comparison = rate / n
+        scores = self._scores_of(probe, rows)
+        out: list[Candidate] = []
+        for r in rows:
+            s = scores[r]
+            present = [m for m in modalities if m in s]
+            if not present:
+                continue
+            passed, _ = self._decide(s, modalities, per_comparison)
+            if passed:
+                evidence = min(self.thresholds.of(m).fmr(s[m]) for m in present)
+                out.append(Candidate(self._person_of_row[r], s, "+".join(passed), evidence))
+        out.sort(key=lambda c: (c.evidence_fmr, c.person_id))
+        shown = modalities[0]
+        threshold = self.thresholds.for_fmr(shown, per_comparison / len(modalities))
+        return Identification(out[:max_results], threshold, rate, shown)
+
+    def duplicates_of(
+        self,
+        row: int,
+        fingers: Mapping[int, FingerTemplate],
+        irises: Mapping[str, IrisTemplate],
+        fmr: float,
+        max_results: int = 20,
+        among: set[int] | None = None,
+    ) -> list[tuple[int, dict[str, float]]]:
+        """Enrolled persons other than ``row`` whose samples match these at a per-comparison
+        ``fmr`` (the batch deduplication's question), best first: ``(row, scores)``. ``among``
+        limits the answer to those rows."""
+        probe = self._probe(fingers, irises)
+        modalities = probe.modalities()
+        rows = [r for r in self._shortlist(probe, max_results) if r != row]
+        if among is not None:
+            rows = [r for r in rows if r in among]
+        scores = self._scores_of(probe, rows)
+        out = []
+        for r in rows:
+            passed, _ = self._decide(scores[r], modalities, fmr)
+            if passed:
+                present = [m for m in modalities if m in scores[r]]
+                evidence = min(self.thresholds.of(m).fmr(scores[r][m]) for m in present)
+                out.append((evidence, r, scores[r]))
+        out.sort(key=lambda e: (e[0], e[1]))
+        return [(r, s) for _, r, s in out[:max_results]]
+
+    def person_of(self, row: int) -> str:
+        return self._person_of_row[row]
+
+    def rows(self) -> list[int]:
+        return sorted(self._person_of_row)
+
+    def _shortlist(self, probe: _Probe, max_results: int) -> list[int]:
+        want = max(4 * max_results, 50)
+        rows: set[int] = set()
+        if probe.fingers and len(self._fingers):
+            rows.update(c.id for c in self._fingers.search(probe.fingers, k=want))
+        for eye, it in probe.irises.items():
+            g = self._irises[eye]
+            if len(g):
+                found = g.search(it.code, it.mask, k=min(want, len(g)))
+                hd, ids = found[0], found[1]
+                rows.update(int(i) for i, h in zip(ids, hd, strict=True) if i >= 0 and h < 1)
+        return sorted(rows)
+
+    @staticmethod
+    def _rate(value: float | None, default: float) -> float:
+        if value is None or value == 0:
+            return default
+        if not (isinstance(value, float | int) and 0 < value < 1) or math.isnan(value):
+            raise InvalidTemplate(f"a target rate must be in (0, 1), got {value!r}")
+        return float(value)
