@@ -141,7 +141,9 @@ def _finger_scores(templates: list[Any], pairs: Pairs) -> tuple[npt.NDArray[np.f
     return scores, (compared / elapsed if elapsed > 0 else math.nan)
 
 
-def _nbis_side_by_side(samples: list[Sample], pairs: Pairs, dpi: int) -> dict[str, Any]:
+def _nbis_side_by_side(
+    samples: list[Sample], pairs: Pairs, dpi: int
+) -> tuple[dict[str, Any], dict[str, npt.NDArray[np.float64]]]:
     from benchmarks.peers import nbis
     from matcher.formats import xyt
 
@@ -172,7 +174,8 @@ def _nbis_side_by_side(samples: list[Sample], pairs: Pairs, dpi: int) -> dict[st
     nb_summary["note"] = "mindtct + bozorth3, one process per image / per 5,000 pairs, one core"
     mix = summarise(ours_on_mindtct, pairs, len(samples), refused)
     mix["note"] = "NBIS mindtct minutiae, our matcher: the matcher's share of the difference"
-    return {"nbis": nb_summary, "mindtct_with_our_matcher": mix}
+    curves = {"NBIS mindtct + bozorth3": boz_scores, "mindtct + our matcher": ours_on_mindtct}
+    return {"nbis": nb_summary, "mindtct_with_our_matcher": mix}, curves
 
 
 def run_fingerprint(args: argparse.Namespace) -> dict[str, Any]:
@@ -245,7 +248,7 @@ def _run(
     samples: list[Sample],
     extract: Extractor,
     score_pairs: Callable[[list[Any], Pairs], tuple[npt.NDArray[np.float64], float]],
-    peers: Callable[[list[Sample], Pairs, int], dict[str, Any]] | None,
+    peers: Callable[[list[Sample], Pairs, int], tuple[dict[str, Any], dict[str, Any]]] | None,
 ) -> dict[str, Any]:
     import cv2
     import numba
@@ -271,11 +274,12 @@ def _run(
         f"{REFUSED_SCORE}, below every real score",
         "cores": 1,
     }
+    curves: dict[str, Any] = {}
     if peers is not None and not args.no_peer:
         from benchmarks.peers import nbis
 
         if nbis.available():
-            out["peers"] = peers(samples, pairs, getattr(args, "dpi", 500))
+            out["peers"], curves = peers(samples, pairs, getattr(args, "dpi", 500))
             ref = out["peers"]["nbis"]
             if ref["eer"]:
                 out["eer_ratio_to_nbis"] = round(out["eer"] / ref["eer"], 3)
@@ -285,7 +289,9 @@ def _run(
     if args.scores:
         _write_scores(args.scores, samples, pairs, scores)
     if args.plots:
-        out["plots"] = _plots(Path(args.plots), modality, Path(args.data).name, scores, pairs, out)
+        out["plots"] = _plots(
+            Path(args.plots), modality, Path(args.data).name, scores, pairs, out, curves
+        )
     return out
 
 
@@ -297,7 +303,13 @@ def _write_scores(path: str, samples: list[Sample], pairs: Pairs, scores: Any) -
 
 
 def _plots(
-    folder: Path, modality: str, name: str, scores: Any, pairs: Pairs, out: dict[str, Any]
+    folder: Path,
+    modality: str,
+    name: str,
+    scores: Any,
+    pairs: Pairs,
+    out: dict[str, Any],
+    others: dict[str, Any],
 ) -> list[str]:
     import matplotlib
 
@@ -308,13 +320,12 @@ def _plots(
     gen, imp = scores[pairs.genuine], scores[~pairs.genuine]
     written = []
 
-    c = det_curve(gen, imp)
-    keep = (c.fmr > 0) & (c.fnmr > 0)
     fig, ax = plt.subplots(figsize=(5, 5))
-    ax.loglog(c.fmr[keep], c.fnmr[keep], label=f"amayesh (EER {out['eer']:.2%})")
-    nb = out.get("peers", {}).get("nbis")
-    if isinstance(nb, dict):
-        ax.axhline(nb["eer"], color="grey", ls=":", label=f"NBIS EER {nb['eer']:.2%}")
+    for label, s in [("amayesh", scores), *others.items()]:
+        g, i = s[pairs.genuine], s[~pairs.genuine]
+        c = det_curve(g, i)
+        keep = (c.fmr > 0) & (c.fnmr > 0)  # log axes: the zero-rate ends cannot be drawn
+        ax.loglog(c.fmr[keep], c.fnmr[keep], label=f"{label} (EER {eer(g, i):.2%})")
     ax.plot([1e-5, 1], [1e-5, 1], color="lightgrey", lw=0.8)
     ax.set(
         xlabel="FMR",
