@@ -371,7 +371,7 @@ def _now() -> datetime:
 # --- engine and migrations -----------------------------------------------------------------
 
 
-def _engine_url(url: str) -> URL:
+def database_url(url: str) -> URL:
     try:
         parsed = sa.make_url(url)
     except sa.exc.ArgumentError as exc:
@@ -391,7 +391,7 @@ def _engine_url(url: str) -> URL:
     raise StoreError(f"store URL must be sqlite:///... or postgresql://..., got {backend}://")
 
 
-def _check_schema(schema: str | None, backend: str) -> None:
+def check_schema(schema: str | None, backend: str) -> None:
     if schema is None:
         return
     if backend != "postgresql":
@@ -403,7 +403,7 @@ def _check_schema(schema: str | None, backend: str) -> None:
         )
 
 
-def _create_engine(url: URL, schema: str | None) -> Engine:
+def create_engine(url: URL, schema: str | None) -> Engine:
     if url.get_backend_name() == "sqlite":
         engine = sa.create_engine(
             url,
@@ -502,21 +502,21 @@ class Store:
         isolate tests. Raises :class:`StoreError` for a bad URL or a database newer than this
         code.
         """
-        engine_url = _engine_url(url)
-        backend = engine_url.get_backend_name()
-        _check_schema(schema, backend)
+        db_url = database_url(url)
+        backend = db_url.get_backend_name()
+        check_schema(schema, backend)
         sealer = key if isinstance(key, Sealer) else Sealer(key)
-        where = engine_url.render_as_string(hide_password=True)
+        where = db_url.render_as_string(hide_password=True)
         if schema:
             where += f" (schema {schema})"
-        engine = _create_engine(engine_url, schema)
+        engine = create_engine(db_url, schema)
         try:
             with engine.connect() as conn:
                 conn.execution_options(amayesh_write=True)
                 with conn.begin():
                     if backend == "postgresql":
                         if schema is not None:
-                            _ensure_pg_schema(conn, schema)
+                            ensure_pg_schema(conn, schema)
                         # Two servers starting at once must not both create the tables.
                         conn.execute(
                             sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
@@ -1056,14 +1056,14 @@ class Store:
         )
 
 
-def _ensure_pg_schema(conn: Connection, schema: str) -> None:
+def ensure_pg_schema(conn: Connection, schema: str) -> None:
     """Create the schema only when absent: CREATE SCHEMA IF NOT EXISTS still needs the CREATE
     privilege on the database, which a least-privilege service role lacks."""
     found = conn.execute(
         sa.text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": schema}
     ).first()
     if found is None:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))  # name checked by _check_schema
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))  # name checked by check_schema
 
 
 def _decoded(decode: Callable[[bytes], T], plain: bytes, where: str) -> T:
