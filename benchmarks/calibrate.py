@@ -19,6 +19,7 @@ import numpy as np
 
 from benchmarks import accuracy
 from benchmarks.datasets import all_pairs, fvc_samples, iitd_samples
+from matcher.iris_params import DEFAULT_MAX_SHIFT_COLUMNS
 from matcher.thresholds import Calibration, Thresholds
 
 
@@ -41,7 +42,7 @@ def _impostors(kind: str, folders: list[str]) -> tuple[np.ndarray, list[str]]:
                 samples, lambda px, s: extract_iris(px, eye=s.identity[-1]).template, f"iris {d}"
             )
             pairs = all_pairs(samples)
-            s, _ = accuracy._iris_scorer(False, 12)(ex.templates, pairs)
+            s, _ = accuracy._iris_scorer(False, DEFAULT_MAX_SHIFT_COLUMNS)(ex.templates, pairs)
         imp = s[~pairs.genuine]
         imp = imp[imp > accuracy.REFUSED_SCORE]
         scores.append(imp if kind == "finger" else 1.0 - imp)
