@@ -604,6 +604,39 @@ class Store:
             self._append_audit(conn, actor, "enroll", pid, samples.describe(), now)
         return int(row_id)
 
+    def enroll_many(
+        self, people: Sequence[tuple[str, Biometrics, Mapping[str, Any] | None]], actor: Actor
+    ) -> list[int]:
+        """Bulk import (migrating an existing database, benchmarks): :meth:`enroll` for each
+        ``(person_id, biometrics, meta)``, all in one transaction, all or nothing; the row ids
+        in order. One audit row per person, as for single enrolments."""
+        _check_actor(actor)
+        prepared = []
+        for person_id, bio, meta in people:
+            pid = check_person_id(person_id)
+            samples = _prepare(bio)
+            if not samples.fingers and not samples.irises:
+                raise InvalidTemplate(f"enrolling {pid!r}: no finger or iris templates given")
+            prepared.append((pid, samples, _meta_text(meta or {})))
+        now = _now()
+        rows = []
+        with self._write() as conn:
+            for pid, samples, meta_text in prepared:
+                try:
+                    row_id = conn.execute(
+                        persons.insert()
+                        .values(
+                            person_id=pid, created_at=now, updated_at=now, version=1, meta=meta_text
+                        )
+                        .returning(persons.c.row_id)
+                    ).scalar_one()
+                except sa.exc.IntegrityError:
+                    raise DuplicateId(f"person {pid!r} is already enrolled") from None
+                self._put_samples(conn, int(row_id), samples)
+                self._append_audit(conn, actor, "enroll", pid, samples.describe(), now)
+                rows.append(int(row_id))
+        return rows
+
     def update(
         self,
         person_id: str,

@@ -728,3 +728,22 @@ def test_kill_9_loses_nothing_acknowledged_and_leaves_no_partial_person(tmp_path
         unacked = set(names.values()) - set(acked)
         assert len(unacked) <= 3, unacked  # at most the one in flight per kill
         print(f"crash test: {len(acked)} acknowledged, {len(unacked)} committed unacknowledged")
+
+
+def test_enroll_many_is_one_all_or_nothing_transaction(store: Store) -> None:
+    rows = store.enroll_many(
+        [("B-1", sample_bio(1), None), ("B-2", sample_bio(2), {"household": "H-9"})], CLERK
+    )
+    assert rows == [store.info("B-1").row_id, store.info("B-2").row_id] and rows[0] < rows[1]
+    assert store.info("B-2").meta == {"household": "H-9"}
+    assert [r["action"] for r in store.audit_log("B-2")] == ["enroll"]
+    _, got = store.biometrics("B-1", CLERK)
+    assert_same_bio(got, sample_bio(1))
+    before = store.counts()
+    with pytest.raises(DuplicateId, match="B-2"):
+        store.enroll_many([("B-3", sample_bio(3), None), ("B-2", sample_bio(4), None)], CLERK)
+    assert store.counts() == before  # B-3 went back with the failed batch
+    with pytest.raises(UnknownId):
+        store.info("B-3")
+    with pytest.raises(InvalidTemplate):
+        store.enroll_many([("B-4", Biometrics(), None)], CLERK)
