@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks import accuracy, calibrate, finger, iris
+from benchmarks import accuracy, calibrate, finger, iris, service
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     finger.add_parser(sub)
     accuracy.add_parser(sub)
     calibrate.add_parser(sub)
+    service.add_parser(sub)
     args = parser.parse_args(argv)
     return int(args.func(args))
 
