@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv proto run test bench reliability clean
+.PHONY: venv proto run demo test bench reliability clean
 
 venv: $(VENV)/.stamp
 
@@ -30,6 +30,11 @@ run: venv proto
 	AMAYESH_DEV_TOKEN=$(AMAYESH_DEV_TOKEN) $(BIN)/python server.py --listen 127.0.0.1:50051 \
 		--store sqlite:///data/amayesh.db
 
+# One household of five through the card round via `python -m enrollment`, against a server on a
+# free port with a throw-away store; prints each command, its answer and the SMS sent.
+demo: venv proto
+	sh enrollment/demo.sh $(BIN)/python
+
 test: venv proto
 	$(BIN)/ruff check .
 	$(BIN)/mypy
@@ -43,9 +48,12 @@ bench: venv proto
 		--data ../shared/data/fingerprint/fvc2002_db1_b --data ../shared/data/fingerprint/fvc2002_db3_b
 	# Indexed against exhaustive 1:N on a million synthetic fingers (about half an hour, ~12 GB RAM).
 	$(BIN)/python -m benchmarks.finger_index --gallery 1000000 --probes 40 --no-rebuild --json
+	# The service over gRPC: 1M iris codes + 1M finger templates (about an hour, ~16 GB RAM).
+	$(BIN)/python -m benchmarks service --iris-persons 500000 --finger-persons 100000 --json
 
-reliability:
-	@echo "reliability suite (kill -9 / restart durability checks) arrives with the service issue"
+# Full sizes: 20 clients x 500 calls, 20 kill -9 rounds (make test runs the same suite reduced).
+reliability: venv proto
+	AMAYESH_RELIABILITY_FULL=1 $(BIN)/python -m pytest -q -s tests/reliability
 
 # Leaves .venv in place; remove it by hand for a fresh environment.
 clean:

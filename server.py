@@ -6,10 +6,17 @@ Start-up reads like the request path in DESIGN.md: settings -> store -> gRPC ser
 NOT_SERVING) -> galleries loaded from the store -> SERVING. Calls that arrive while the galleries
 load get UNAVAILABLE. SIGTERM/SIGINT: health goes NOT_SERVING, in-flight calls get a grace period.
 
+The same server serves the card round (``amayesh.v1.Enrollment``, enrollment/service.py): its
+tables (``enr_*``) live in the same store, and its workflow reaches the matching service through
+this server's own address, as any client does, with a station token (``--enrollment-matcher-token``;
+the development token in development). SMS the workflow queues are delivered by a background
+thread through a file sender (``--sms-file``, one JSON line per message) every ``--sms-interval-s``.
+
 Every flag can also be set from the environment (AMAYESH_LISTEN, AMAYESH_STORE,
 AMAYESH_STORE_KEY_FILE, AMAYESH_DEV_TOKEN, AMAYESH_TOKENS_FILE, AMAYESH_THRESHOLDS,
 AMAYESH_TLS_CERT, AMAYESH_TLS_KEY, AMAYESH_TLS_CLIENT_CA, AMAYESH_METRICS_LISTEN,
-AMAYESH_MAX_WORKERS, AMAYESH_MAX_MESSAGE_MB); a flag on the command line wins.
+AMAYESH_MAX_WORKERS, AMAYESH_MAX_MESSAGE_MB, AMAYESH_ENROLLMENT_MATCHER_TOKEN, AMAYESH_SMS_FILE,
+AMAYESH_SMS_INTERVAL_S); a flag on the command line wins.
 
 The store key (AES-256, see matcher/crypto.py) comes from --store-key-file or AMAYESH_STORE_KEY.
 With neither, a SQLite store gets a development key generated beside the database file
@@ -42,6 +49,9 @@ SHUTDOWN_GRACE_S = 5.0
 CONCURRENT_RPCS_PER_WORKER = 4
 STORE_SCHEMES = ("sqlite", "postgresql")
 MATCHER_SERVICE = "amayesh.v1.Matcher"
+ENROLLMENT_SERVICE = "amayesh.v1.Enrollment"
+DEFAULT_SMS_FILE = "data/sms-outbox.jsonl"
+DEFAULT_SMS_INTERVAL_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,10 @@ class Settings:
     tls_key: str | None = None
     tls_client_ca: str | None = None  # CA of client certificates: set = mutual TLS required
     metrics_listen: str | None = None  # HOST:PORT of the Prometheus /metrics endpoint; None = off
+    # Token the card workflow calls the matching service with (a station's); None = dev_token.
+    enrollment_matcher_token: str | None = None
+    sms_file: str = DEFAULT_SMS_FILE  # where queued SMS are delivered, one JSON line each
+    sms_interval_s: float = DEFAULT_SMS_INTERVAL_S  # seconds between SMS delivery passes
 
     @property
     def max_message_bytes(self) -> int:
@@ -74,6 +88,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
     return value
 
 
@@ -116,6 +140,11 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         ("--tls-key", "AMAYESH_TLS_KEY", "server private key, PEM"),
         ("--tls-client-ca", "AMAYESH_TLS_CLIENT_CA", "client CA, PEM (requires mutual TLS)"),
         ("--metrics-listen", "AMAYESH_METRICS_LISTEN", "HOST:PORT for Prometheus /metrics"),
+        (
+            "--enrollment-matcher-token",
+            "AMAYESH_ENROLLMENT_MATCHER_TOKEN",
+            "station token the card workflow calls the matching service with (default: dev token)",
+        ),
     ):
         parser.add_argument(flag, default=env.get(var), help=f"{text} (env {var})")
     parser.add_argument(
@@ -129,6 +158,17 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         type=_positive_int,
         default=env.get("AMAYESH_MAX_MESSAGE_MB", "16"),
         help="largest gRPC message sent or received, MiB (env AMAYESH_MAX_MESSAGE_MB)",
+    )
+    parser.add_argument(
+        "--sms-file",
+        default=env.get("AMAYESH_SMS_FILE", DEFAULT_SMS_FILE),
+        help="file the SMS outbox is delivered to, one JSON line a message (env AMAYESH_SMS_FILE)",
+    )
+    parser.add_argument(
+        "--sms-interval-s",
+        type=_positive_float,
+        default=env.get("AMAYESH_SMS_INTERVAL_S", str(DEFAULT_SMS_INTERVAL_S)),
+        help="seconds between SMS delivery passes (env AMAYESH_SMS_INTERVAL_S)",
     )
     args = parser.parse_args(argv)
 
@@ -155,6 +195,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         tls_key=args.tls_key or None,
         tls_client_ca=args.tls_client_ca or None,
         metrics_listen=args.metrics_listen or None,
+        enrollment_matcher_token=args.enrollment_matcher_token or None,
+        sms_file=args.sms_file,
+        sms_interval_s=args.sms_interval_s,
         max_workers=args.max_workers,
         max_message_mb=args.max_message_mb,
         max_concurrent_rpcs=args.max_workers * CONCURRENT_RPCS_PER_WORKER,
@@ -198,9 +241,10 @@ def store_key(settings: Settings) -> bytes:
 
 
 def build_server(
-    settings: Settings, service: Any = None
+    settings: Settings, service: Any = None, enrollment: Any = None
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
-    """Create and bind (not start) the gRPC server.
+    """Create and bind (not start) the gRPC server; ``service`` is the matcher's servicer,
+    ``enrollment`` the card workflow's (either may be None).
 
     Returns (server, bound_port, health_servicer). The bound port is the real one when
     settings.listen asks for port 0. Health starts with no status set; main() sets SERVING once
@@ -230,6 +274,11 @@ def build_server(
 
         matcher_pb2_grpc.add_MatcherServicer_to_server(service, server)
         service_names.append(matcher_pb2.DESCRIPTOR.services_by_name["Matcher"].full_name)
+    if enrollment is not None:
+        from amayesh.v1 import enrollment_pb2, enrollment_pb2_grpc
+
+        enrollment_pb2_grpc.add_EnrollmentServicer_to_server(enrollment, server)
+        service_names.append(enrollment_pb2.DESCRIPTOR.services_by_name["Enrollment"].full_name)
     reflection.enable_server_reflection(service_names, server)
 
     # Older grpcio returns 0 on a failed bind, newer raises RuntimeError; handle both the same.
@@ -271,6 +320,60 @@ def open_service(settings: Settings) -> Any:
     return MatcherService(engine, auth, settings.store.partition(":")[0])
 
 
+def open_enrollment(settings: Settings, auth: Any) -> Any:
+    """The card workflow's store (same URL, ``enr_*`` tables) and its servicer, not yet started."""
+    from enrollment.service import EnrollmentService
+    from enrollment.store import EnrollmentStore
+
+    return EnrollmentService(EnrollmentStore.open(settings.store), auth)
+
+
+def own_address(settings: Settings, port: int) -> str:
+    """Where this server's own clients reach it: the listen host (loopback for a wildcard)."""
+    host, _ = _split_host_port(settings.listen)
+    if host in ("0.0.0.0", "*"):
+        host = "127.0.0.1"
+    elif host in ("[::]", "::"):
+        host = "[::1]"
+    return f"{host}:{port}"
+
+
+def start_enrollment(settings: Settings, enrollment: Any, port: int) -> tuple[Any, Any]:
+    """Give the servicer its workflow, whose MatcherClient calls this server, and start the SMS
+    dispatcher. Returns (client, dispatcher) for shutdown. Call once the galleries are loaded."""
+    from enrollment.sms import Dispatcher, FileSender, Outbox
+    from enrollment.workflow import Workflow
+    from matcher.client import TLS, MatcherClient
+
+    token = settings.enrollment_matcher_token or settings.dev_token
+    if not token:
+        print(
+            "amayesh: no --enrollment-matcher-token (or dev token): card captures will be refused",
+            file=sys.stderr,
+            flush=True,
+        )
+    tls = None
+    if settings.tls_cert and settings.tls_key:
+        # The server's own certificate chain as the trust root; under mutual TLS its own pair as
+        # the client certificate (the client CA must trust the server certificate's issuer).
+        cert = Path(settings.tls_cert).read_bytes()
+        key = Path(settings.tls_key).read_bytes()
+        mutual = settings.tls_client_ca is not None
+        tls = TLS(cert, cert if mutual else None, key if mutual else None)
+    client = MatcherClient(
+        own_address(settings, port),
+        token=token or "",
+        tls=tls,
+        max_message_mb=settings.max_message_mb,
+    )
+    enrollment.start(Workflow(enrollment.store, client))
+    sms_file = Path(settings.sms_file)
+    sms_file.parent.mkdir(parents=True, exist_ok=True)
+    dispatcher = Dispatcher(Outbox(enrollment.store, FileSender(sms_file)), settings.sms_interval_s)
+    dispatcher.start()
+    return client, dispatcher
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_args(argv)
     prepare_store_location(settings)
@@ -278,7 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         service = open_service(settings)
-        server, port, health_servicer = build_server(settings, service)
+        enrollment = open_enrollment(settings, service.auth)
+        server, port, health_servicer = build_server(settings, service, enrollment)
     except (OSError, ValueError, MatcherError) as error:
         print(f"amayesh: {error}", file=sys.stderr, flush=True)
         return 1
@@ -295,6 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
     health_servicer.set("", not_serving)
     health_servicer.set(MATCHER_SERVICE, not_serving)
+    health_servicer.set(ENROLLMENT_SERVICE, not_serving)
     t0 = time.perf_counter()
     service.engine.load()
     service.ready.set()
@@ -312,8 +417,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         file=sys.stderr,
         flush=True,
     )
+    try:
+        client, dispatcher = start_enrollment(settings, enrollment, port)
+    except (OSError, ValueError) as error:
+        print(f"amayesh: {error}", file=sys.stderr, flush=True)
+        server.stop(grace=None).wait()
+        return 1
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set(MATCHER_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+    health_servicer.set(ENROLLMENT_SERVICE, health_pb2.HealthCheckResponse.SERVING)
 
     host, _ = _split_host_port(settings.listen)
     print(f"amayesh listening on {host}:{port}", flush=True)
@@ -329,6 +441,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Tell load balancers first, then let in-flight calls finish within the grace period.
     health_servicer.enter_graceful_shutdown()
     server.stop(grace=SHUTDOWN_GRACE_S).wait()
+    dispatcher.stop()
+    client.close()
+    enrollment.store.close()
     service.dedup.stop()  # workers stop at the next person; their checkpoints hold
     service.engine.store.close()
     print("amayesh stopped", flush=True)

@@ -31,6 +31,8 @@ __all__ = [
     "to_jalali",
     "from_jalali",
     "to_jalali_text",
+    "to_jalali_numeric",
+    "parse_date",
     "persian_digits",
     "rials_text",
 ]
@@ -45,6 +47,7 @@ VALIDITY_DAY = 31
 MIN_YEAR, MAX_YEAR = 1300, 1500
 
 _PERSIAN_DIGITS = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
+_TO_ASCII_DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
 _MONTHS_FA = (
     "فروردین",
     "اردیبهشت",
@@ -137,3 +140,21 @@ def rials_text(amount_rials: int) -> str:
     if isinstance(amount_rials, bool) or not isinstance(amount_rials, int):
         raise InvalidInput(f"money is integer rials, got {amount_rials!r}")
     return persian_digits(f"{amount_rials:,}".replace(",", "٬")) + " ریال"
+
+
+def parse_date(text: str) -> dt.date:
+    """A date typed by a person or sent by a client: ``"2024-05-04"`` or ``"2024/05/04"``
+    (Gregorian), or the same shapes with a Jalali year (1300-1500), ``"1403/02/15"``; Persian
+    digits are accepted. :class:`InvalidInput` for anything else."""
+    if not isinstance(text, str):
+        raise InvalidInput(f"a date is text, got {type(text).__name__}")
+    parts = text.strip().translate(_TO_ASCII_DIGITS).replace("-", "/").split("/")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise InvalidInput(f"{text!r} is not a date (YYYY-MM-DD, or YYYY/MM/DD in Jalali)")
+    year, month, day = (int(p) for p in parts)
+    if MIN_YEAR <= year <= MAX_YEAR:
+        return from_jalali(year, month, day)
+    try:
+        return dt.date(year, month, day)
+    except ValueError as exc:
+        raise InvalidInput(f"{text!r} is not a date: {exc}") from None

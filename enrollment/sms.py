@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from enrollment.calendar import persian_digits, rials_text, to_jalali_text
 from enrollment.errors import InvalidInput, WorkflowError
 from enrollment.store import EnrollmentStore, now_utc, outbox
+from matcher.errors import MatcherError
 
 __all__ = [
     "Sender",
@@ -36,6 +37,7 @@ __all__ = [
     "ConsoleSender",
     "Outbox",
     "Delivery",
+    "Dispatcher",
     "TEMPLATES",
     "render",
     "normalise_mobile",
@@ -267,3 +269,42 @@ class Outbox:
                 .where(outbox.c.message_id == message_id)
                 .values(state="sent", sent_at=self.clock(), last_error=None)
             )
+
+
+class Dispatcher:
+    """A daemon thread that calls :meth:`Outbox.deliver_due` every ``interval_s`` seconds until
+    :meth:`stop`. A pass that fails (database busy or gone, a sender's own error) is reported to
+    ``log`` (stderr by default) and tried again at the next tick: the outbox keeps the messages."""
+
+    def __init__(self, outbox: Outbox, interval_s: float = 10.0, log: TextIO | None = None) -> None:
+        if not interval_s > 0:
+            raise InvalidInput(f"the dispatch interval must be positive, got {interval_s}")
+        self.outbox = outbox
+        self.interval_s = interval_s
+        self.log = log or sys.stderr
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="amayesh-sms", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Ask the thread to stop and wait for the pass in progress (at most ``timeout_s``)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                done = self.outbox.deliver_due()
+            except (sa.exc.SQLAlchemyError, WorkflowError, MatcherError, OSError) as exc:
+                print(f"amayesh sms: delivery pass failed: {exc}", file=self.log, flush=True)
+                continue
+            if done.retrying or done.failed:
+                print(
+                    f"amayesh sms: {done.sent} sent, {done.retrying} to retry, "
+                    f"{done.failed} given up",
+                    file=self.log,
+                    flush=True,
+                )

@@ -133,7 +133,9 @@ class BiometricService(Protocol):
 
     def verify(self, person_id: str, fingers: Any = None, irises: Any = None) -> Any: ...
 
-    def identify(self, fingers: Any = None, irises: Any = None, max_results: int = 10) -> Any: ...
+    def identify(
+        self, fingers: Any = None, irises: Any = None, *, max_results: int = 10
+    ) -> Any: ...
 
 
 @dataclass(frozen=True)

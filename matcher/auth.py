@@ -10,8 +10,15 @@ Roles (DESIGN.md, "Security"):
 
 - ``station``: capture stations enrol, update, verify and identify, and read a person's record;
 - ``caseworker``: verify, identify, read records, follow dedup jobs and their results;
+- ``unit_officer``: nothing of the matcher's (the card workflow's vital events only);
 - ``approver``: read records;
 - ``admin``: everything, including delete, dedup and service information.
+
+The card workflow (``amayesh.v1.Enrollment``, :mod:`enrollment.service`) adds its actions, named
+``enr.*`` so they never mix with the matcher's: caseworkers run the office's steps, a
+``unit_officer`` (the directorate's authorised unit) records vital events, approvers (the
+ministry) decide on files, and admins add offices, open rounds and may run the office's steps.
+The workflow checks roles again itself; these entries refuse a call before it reaches it.
 """
 
 from __future__ import annotations
@@ -26,15 +33,42 @@ from pathlib import Path
 from matcher.errors import MatcherError
 from matcher.store import Actor
 
-ROLES = ("station", "caseworker", "approver", "admin")
+ROLES = ("station", "caseworker", "unit_officer", "approver", "admin")
+
+#: The card workflow's actions per role (enrollment/workflow.py checks the same roles again).
+_ENR_READ = frozenset({"enr.read_file", "enr.reports"})
+_ENR_CASEWORK = frozenset(
+    {
+        "enr.import_households",
+        "enr.open_application",
+        "enr.recall",
+        "enr.schedule",
+        "enr.record_payment",
+        "enr.collect_documents",
+        "enr.report_vital_event",
+        "enr.capture",
+        "enr.resolve_adjudication",
+        "enr.record_details",
+        "enr.submit",
+        "enr.issue_cards",
+        "enr.hand_over",
+        "enr.caseworker_inbox",
+    }
+)
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     "station": frozenset({"enroll", "update", "verify", "identify", "get_person"}),
     "caseworker": frozenset(
         {"verify", "identify", "get_person", "info", "watch_job", "dedup_results"}
-    ),
-    "approver": frozenset({"get_person"}),
-    "admin": frozenset(
+    )
+    | _ENR_CASEWORK
+    | _ENR_READ,
+    "unit_officer": frozenset({"enr.record_vital_event", "enr.read_file"}),
+    "approver": frozenset({"get_person", "enr.decide", "enr.ministry_inbox"}) | _ENR_READ,
+    "admin": _ENR_CASEWORK
+    | _ENR_READ
+    | frozenset({"enr.add_office", "enr.open_round", "enr.ministry_inbox"})
+    | frozenset(
         {
             "enroll",
             "update",
@@ -117,5 +151,6 @@ class Authenticator:
         if found is None:
             raise Unauthenticated("the bearer token is not valid")
         if action not in PERMISSIONS[found.role]:
-            raise Forbidden(f"role {found.role!r} may not {action.replace('_', ' ')}")
+            doing = action.removeprefix("enr.").replace("_", " ")
+            raise Forbidden(f"role {found.role!r} may not {doing}")
         return Actor(found.name, found.role)

@@ -110,6 +110,8 @@ def running_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str,
                 f"sqlite:///{store_file}",
                 "--max-workers",
                 "2",
+                "--sms-file",
+                str(tmp_path / "sms-outbox.jsonl"),
             ],
             cwd=REPO_ROOT,
             env=env,
@@ -158,6 +160,12 @@ def test_server_serves_health_and_reflection_then_stops_on_sigterm(
         services = {s.name for r in responses for s in r.list_services_response.service}
         assert "grpc.health.v1.Health" in services
         assert "grpc.reflection.v1alpha.ServerReflection" in services
+        assert {"amayesh.v1.Matcher", "amayesh.v1.Enrollment"} <= services
+        for name in ("amayesh.v1.Matcher", "amayesh.v1.Enrollment"):
+            reply = health_stub.Check(
+                health_pb2.HealthCheckRequest(service=name), timeout=RPC_TIMEOUT_S
+            )
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=EXIT_TIMEOUT_S) == 0
