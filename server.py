@@ -325,7 +325,7 @@ def open_enrollment(settings: Settings, auth: Any) -> Any:
     from enrollment.service import EnrollmentService
     from enrollment.store import EnrollmentStore
 
-    return EnrollmentService(EnrollmentStore.open(settings.store), auth)
+    return EnrollmentService(EnrollmentStore.open(settings.store, key=store_key(settings)), auth)
 
 
 def own_address(settings: Settings, port: int) -> str:

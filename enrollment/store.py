@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from enrollment.errors import InvalidInput, NotFound, WorkflowError
+from matcher.crypto import Sealer
 from matcher.store import (
     Actor,
     StoreError,
@@ -367,20 +368,28 @@ def to_json(value: object) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False)
 
 
+def _photo_aad(application_id: int, person_id: str) -> bytes:
+    return f"photo|{int(application_id)}|{person_id}".encode()
+
+
 class EnrollmentStore:
     """Open with :meth:`open`; share between threads; one transaction per :meth:`write` block."""
 
-    def __init__(self, engine: Engine, where: str) -> None:
+    def __init__(self, engine: Engine, where: str, sealer: Sealer) -> None:
         self._engine = engine
         self._where = where
+        self._sealer = sealer
         self._closed = False
 
     @classmethod
-    def open(cls, url: str, *, schema: str | None = None) -> EnrollmentStore:
+    def open(cls, url: str, *, key: bytes | Sealer, schema: str | None = None) -> EnrollmentStore:
         """Connect to ``url`` (``sqlite:///path.db`` or ``postgresql://...``), create the tables
-        if the database is new, and return the store. ``schema``: a PostgreSQL schema to keep
-        the tables in (created if absent), e.g. to isolate tests. :class:`StoreError` for a bad
-        URL or a schema newer than this code."""
+        if the database is new, and return the store. ``key``: the store's AES-256 key (the
+        matching store's, :mod:`matcher.crypto`); live photos are sealed with it, like every
+        other biometric sample. ``schema``: a PostgreSQL schema to keep the tables in (created
+        if absent), e.g. to isolate tests. :class:`StoreError` for a bad URL or a schema newer
+        than this code."""
+        sealer = key if isinstance(key, Sealer) else Sealer(key)
         db_url = database_url(url)
         backend = db_url.get_backend_name()
         check_schema(schema, backend)
@@ -403,7 +412,15 @@ class EnrollmentStore:
         except BaseException:
             engine.dispose()
             raise
-        return cls(engine, where)
+        return cls(engine, where, sealer)
+
+    def seal_photo(self, application_id: int, person_id: str, photo: bytes) -> bytes:
+        """The photo sealed for its row (application, member): unreadable without the key, and
+        refused if copied to another row."""
+        return self._sealer.seal(photo, _photo_aad(application_id, person_id))
+
+    def open_photo(self, application_id: int, person_id: str, blob: bytes) -> bytes:
+        return self._sealer.open(blob, _photo_aad(application_id, person_id))
 
     def close(self) -> None:
         self._closed = True

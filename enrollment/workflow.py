@@ -806,7 +806,7 @@ class Workflow:
                         missing_fingers=db.to_json(
                             {str(k): v for k, v in sample.missing_fingers.items()}
                         ),
-                        photo=bytes(sample.photo),
+                        photo=self.store.seal_photo(application_id, person_id, bytes(sample.photo)),
                         photo_sha256=hashlib.sha256(sample.photo).hexdigest(),
                     )
                 )

@@ -36,6 +36,8 @@ from matcher.service import MatcherService
 from matcher.store import Store
 from tests.enrollment.test_card_workflow import Biometrics
 
+TEST_KEY = bytes(range(32))  # the store key (AES-256) of these tests
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ROLES = ("admin", "caseworker", "unit_officer", "approver", "station")
 TOKENS = {role: f"{role}-secret" for role in ROLES}
@@ -57,7 +59,7 @@ def address(tmp_path_factory: pytest.TempPathFactory, bio: Biometrics) -> Iterat
     store = Store.open(url, generate_key_file(d / "key"))
     auth = Authenticator([(f"{r}-user", r, digest(t)) for r, t in TOKENS.items()])
     matcher = MatcherService(Engine(store, bio.thresholds), auth, "sqlite")
-    enrollment = EnrollmentService(EnrollmentStore.open(url), auth)
+    enrollment = EnrollmentService(EnrollmentStore.open(url, key=TEST_KEY), auth)
     settings = server.Settings(
         listen="127.0.0.1:0",
         store=url,

@@ -21,6 +21,8 @@ from enrollment.sms import (
 )
 from enrollment.store import EnrollmentStore, queue_sms
 
+TEST_KEY = bytes(range(32))  # the store key (AES-256) of these tests
+
 
 class Clock:
     def __init__(self) -> None:
@@ -50,7 +52,7 @@ class Flaky:
 
 @pytest.fixture
 def store(tmp_path: Path):  # type: ignore[no-untyped-def]
-    s = EnrollmentStore.open(f"sqlite:///{tmp_path / 'e.db'}")
+    s = EnrollmentStore.open(f"sqlite:///{tmp_path / 'e.db'}", key=TEST_KEY)
     yield s
     s.close()
 
@@ -95,10 +97,10 @@ def test_a_message_is_given_up_after_max_attempts(store: EnrollmentStore) -> Non
 def test_the_outbox_survives_a_restart(tmp_path: Path) -> None:
     clock = Clock()
     url = f"sqlite:///{tmp_path / 'e.db'}"
-    with EnrollmentStore.open(url) as s:
+    with EnrollmentStore.open(url, key=TEST_KEY) as s:
         _queue(s, clock, n=3)
     sent = tmp_path / "sms.jsonl"
-    with EnrollmentStore.open(url) as s:
+    with EnrollmentStore.open(url, key=TEST_KEY) as s:
         assert Outbox(s, FileSender(sent), clock=clock).deliver_due().sent == 3
     lines = [json.loads(x) for x in sent.read_text(encoding="utf-8").splitlines()]
     assert [x["body"] for x in lines] == ["message 0", "message 1", "message 2"]

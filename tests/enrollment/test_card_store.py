@@ -12,6 +12,8 @@ from enrollment import store as db
 from enrollment.store import ConcurrentChange, EnrollmentStore
 from matcher.store import Actor, StoreError
 
+TEST_KEY = bytes(range(32))  # the store key (AES-256) of these tests
+
 CLERK = Actor("clerk-1", "caseworker")
 
 
@@ -66,21 +68,21 @@ def _seed(s: EnrollmentStore) -> int:
 
 def test_reopening_keeps_the_data_and_a_newer_schema_is_refused(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'e.db'}"
-    with EnrollmentStore.open(url) as s:
+    with EnrollmentStore.open(url, key=TEST_KEY) as s:
         app_id = _seed(s)
-    with EnrollmentStore.open(url) as s, s.read() as conn:
+    with EnrollmentStore.open(url, key=TEST_KEY) as s, s.read() as conn:
         assert db.application(conn, app_id).state == "imported"
         assert conn.execute(sa.select(db.schema_table.c.version)).scalars().all() == [1]
-    with EnrollmentStore.open(url) as s, s.write() as conn:
+    with EnrollmentStore.open(url, key=TEST_KEY) as s, s.write() as conn:
         conn.execute(db.schema_table.insert().values(version=db.SCHEMA_VERSION + 1))
     with pytest.raises(StoreError, match="newer"):
-        EnrollmentStore.open(url)
+        EnrollmentStore.open(url, key=TEST_KEY)
     with pytest.raises(StoreError, match="in-memory"):
-        EnrollmentStore.open("sqlite:///:memory:")
+        EnrollmentStore.open("sqlite:///:memory:", key=TEST_KEY)
 
 
 def test_a_state_change_from_a_stale_read_is_refused(tmp_path: Path) -> None:
-    with EnrollmentStore.open(f"sqlite:///{tmp_path / 'e.db'}") as s:
+    with EnrollmentStore.open(f"sqlite:///{tmp_path / 'e.db'}", key=TEST_KEY) as s:
         app_id = _seed(s)
         with s.read() as conn:
             stale = db.application(conn, app_id)

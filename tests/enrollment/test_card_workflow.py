@@ -50,6 +50,8 @@ from matcher.synthetic.finger import finger_chunks
 from matcher.synthetic.iris import genuine_probes, random_codes, random_masks
 from tests.test_engine import World
 
+TEST_KEY = bytes(range(32))  # the store key (AES-256) of these tests
+
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 PERSONS = 24
 YEAR = 1403
@@ -179,14 +181,14 @@ def matcher_admin(matcher_address: str) -> Iterator[MatcherClient]:
 @pytest.fixture
 def store(backend: str, tmp_path: Path) -> Iterator[EnrollmentStore]:
     if backend == "sqlite":
-        s = EnrollmentStore.open(f"sqlite:///{tmp_path / 'enrollment.db'}")
+        s = EnrollmentStore.open(f"sqlite:///{tmp_path / 'enrollment.db'}", key=TEST_KEY)
         yield s
         s.close()
         return
     schema = f"amayesh_e_{secrets.token_hex(6)}"
     _pg_admin(f'CREATE SCHEMA "{schema}"')
     try:
-        s = EnrollmentStore.open(PG_URL, schema=schema)
+        s = EnrollmentStore.open(PG_URL, schema=schema, key=TEST_KEY)
         yield s
         s.close()
     finally:
@@ -296,6 +298,13 @@ def test_a_household_of_five_goes_through_the_whole_round(
         "enroll",
         "enroll",
     ]
+    # Live photos are sealed at rest: not in the table as captured, readable with the key only.
+    with wf.store.read() as conn:
+        raw = conn.execute(
+            sa.text("SELECT application_id, person_id, photo FROM enr_captures")
+        ).all()
+    assert len(raw) >= 5 and all(PHOTO not in bytes(p) for _, _, p in raw)
+    assert wf.store.open_photo(raw[0][0], raw[0][1], bytes(raw[0][2])) == PHOTO
     assert all(r.adjudications == () for r in results)
     assert [r.state for r in results] == ["capturing"] * 4 + ["captured"]
     assert wf.adjudications(app) == []
