@@ -37,6 +37,7 @@ from matcher.gallery import IrisGallery
 from matcher.iris import IrisGeometry, IrisTemplate, normalize_hd
 from matcher.iris_params import DEFAULT_MAX_SHIFT_COLUMNS
 from matcher.person_gallery import PersonFingerGallery
+from matcher.rwlock import SharedExclusiveLock
 from matcher.store import Actor, Biometrics, PersonInfo, Store
 from matcher.templates import FingerTemplate
 from matcher.thresholds import Thresholds
@@ -44,6 +45,7 @@ from matcher.thresholds import Thresholds
 EYES = ("L", "R")
 IRIS_NO_OVERLAP = 1.0  # a normalised HD no real comparison reaches: "could not compare"
 LOAD_BATCH = 20_000
+MAX_RESULTS = 1_000  # candidates one Identify may ask for: an ABIS list, not a gallery dump
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,8 @@ class Engine:
         self._irises = {e: IrisGallery(self.geometry, max_shift, eye=e) for e in EYES}
         self._person_of_row: dict[int, str] = {}
         self._row_of_person: dict[str, int] = {}
-        self._write = threading.Lock()
+        self._write = threading.Lock()  # store commits and gallery changes in one order
+        self._galleries = SharedExclusiveLock()  # searches shared, applying a change exclusive
 
     # ---------------------------------------------------------------------------- loading
     def load(self, progress: Any = None) -> None:
@@ -148,7 +151,8 @@ class Engine:
         self._check_enrolment(bio)
         with self._write:
             row = self.store.enroll(person_id, bio, actor, dict(labels or {}))
-            self._apply(row, person_id, bio)
+            with self._galleries.exclusive():
+                self._apply(row, person_id, bio)
         return self.store.info(person_id)
 
     def update(
@@ -163,15 +167,17 @@ class Engine:
             info = self.store.update(
                 person_id, bio, actor, None if labels is None else dict(labels)
             )
-            self._drop(info.row_id)
             row, full = self.store.biometrics(person_id, actor)
-            self._apply(row, person_id, full)
+            with self._galleries.exclusive():  # searches see the old samples or the new, never none
+                self._drop(info.row_id)
+                self._apply(row, person_id, full)
         return info
 
     def delete(self, person_id: str, actor: Actor) -> None:
         with self._write:
             row = self.store.delete(person_id, actor)
-            self._drop(row)
+            with self._galleries.exclusive():
+                self._drop(row)
 
     def _check_enrolment(self, bio: Biometrics, allow_empty: bool = False) -> None:
         if not bio.fingers and not bio.irises and not allow_empty:
@@ -295,9 +301,10 @@ class Engine:
         target_fmr: float | None = None,
     ) -> Decision:
         rate = self._rate(target_fmr, self.thresholds.default_fmr)
-        row = self.row_of(person_id)
         probe = self._probe(fingers, irises)
-        scores = self._scores_of(probe, [row])[row]
+        with self._galleries.shared():
+            row = self.row_of(person_id)
+            scores = self._scores_of(probe, [row])[row]
         modalities = [m for m in probe.modalities() if m in scores]
         if not modalities:
             raise NothingToCompare(
@@ -323,9 +330,15 @@ class Engine:
         target_fpir: float | None = None,
     ) -> Identification:
         rate = self._rate(target_fpir, self.thresholds.default_fpir)
-        if max_results < 1:
-            raise InvalidTemplate(f"max_results must be at least 1, got {max_results}")
+        if not 1 <= max_results <= MAX_RESULTS:
+            raise InvalidTemplate(f"max_results must be 1 to {MAX_RESULTS}, got {max_results}")
         probe = self._probe(fingers, irises)
+        with self._galleries.shared():
+            return self._identify(probe, restrict_to, max_results, rate)
+
+    def _identify(
+        self, probe: _Probe, restrict_to: list[str] | None, max_results: int, rate: float
+    ) -> Identification:
         modalities = probe.modalities()
         if restrict_to:
             rows = sorted({self.row_of(p) for p in restrict_to})
@@ -363,10 +376,11 @@ class Engine:
         limits the answer to those rows."""
         probe = self._probe(fingers, irises)
         modalities = probe.modalities()
-        rows = [r for r in self._shortlist(probe, max_results) if r != row]
-        if among is not None:
-            rows = [r for r in rows if r in among]
-        scores = self._scores_of(probe, rows)
+        with self._galleries.shared():
+            rows = [r for r in self._shortlist(probe, max_results) if r != row]
+            if among is not None:
+                rows = [r for r in rows if r in among]
+            scores = self._scores_of(probe, rows)
         out = []
         for r in rows:
             passed, _ = self._decide(scores[r], modalities, fmr)

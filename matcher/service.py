@@ -80,6 +80,9 @@ def rpc(action: str) -> Callable[[Callable[..., Any]], Handler]:
                 except tuple(e for e, _ in STATUS_OF) as e:
                     code = next(c for t, c in STATUS_OF if isinstance(e, t))
                     context.abort(code, str(e))
+                except Exception:
+                    code = grpc.StatusCode.UNKNOWN  # a bug: counted as such, then gRPC's own
+                    raise
             finally:
                 self.metrics.calls.labels(name, code.name).inc()
                 self.metrics.latency.labels(name).observe(time.perf_counter() - t0)
