@@ -51,9 +51,6 @@ safe to change while searched).
 from __future__ import annotations
 
 import math
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import faiss
@@ -62,6 +59,7 @@ import numpy.typing as npt
 
 from matcher import finger_params as fp
 from matcher.errors import InvalidTemplate
+from matcher.rwlock import SharedExclusiveLock
 
 __all__ = [
     "CODE_BITS",
@@ -128,45 +126,6 @@ def default_candidates(live: int) -> int:
     return max(MIN_CANDIDATES, math.ceil(CANDIDATE_FRACTION * live))
 
 
-class _ReadWriteLock:
-    """Many readers or one writer; a waiting writer holds back new readers."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._writing = False
-        self._writers_waiting = 0
-
-    @contextmanager
-    def reading(self) -> Iterator[None]:
-        with self._cond:
-            while self._writing or self._writers_waiting:
-                self._cond.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers:
-                    self._cond.notify_all()
-
-    @contextmanager
-    def writing(self) -> Iterator[None]:
-        with self._cond:
-            self._writers_waiting += 1
-            while self._writing or self._readers:
-                self._cond.wait()
-            self._writers_waiting -= 1
-            self._writing = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writing = False
-                self._cond.notify_all()
-
-
 class FingerIndex:
     """faiss binary index over gallery cylinders; ids are ``serial << 8 | minutia``.
 
@@ -179,7 +138,7 @@ class FingerIndex:
     def __init__(self) -> None:
         # faiss's SWIG classes carry no useful static types: Any, checked by the tests.
         self._index: Any = faiss.IndexBinaryIDMap(faiss.IndexBinaryFlat(CODE_BITS))
-        self._lock = _ReadWriteLock()
+        self._lock = SharedExclusiveLock()
 
     # ------------------------------------------------------------------------ properties
     @property
@@ -232,7 +191,7 @@ class FingerIndex:
         ids = (np.repeat(serials, counts) << _MINUTIA_BITS) | (np.arange(bits.shape[1]) - starts)
         keep = _dense(bits)
         codes = cylinder_codes(bits)[keep]
-        with self._lock.writing():
+        with self._lock.exclusive():
             if self.kind == "flat" and self.ntotal + codes.shape[0] >= IVF_MIN_CYLINDERS:
                 old_codes, old_ids = self._flat_contents()
                 self._index = _build_ivf(
@@ -251,7 +210,7 @@ class FingerIndex:
         ids = (np.repeat(np.asarray(serials, np.int64), counts) << _MINUTIA_BITS) | (
             np.arange(int(counts.sum())) - starts
         )
-        with self._lock.writing():
+        with self._lock.exclusive():
             self._index.remove_ids(faiss.IDSelectorBatch(ids))
 
     # --------------------------------------------------------------------------- search
@@ -269,7 +228,7 @@ class FingerIndex:
         if not asked.size:
             return dist, ids
         codes = cylinder_codes(queries)[asked]
-        with self._lock.reading():
+        with self._lock.shared():
             if not self.ntotal:
                 return dist, ids
             if self.kind == "ivf":
@@ -284,7 +243,7 @@ class FingerIndex:
     # ------------------------------------------------------------------------ save/load
     def serialize(self) -> npt.NDArray[np.uint8]:
         """The whole index as bytes (faiss's own format), for :meth:`deserialize`."""
-        with self._lock.reading():
+        with self._lock.shared():
             return np.asarray(faiss.serialize_index_binary(self._index), np.uint8)
 
     @classmethod

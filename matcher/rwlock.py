@@ -1,4 +1,4 @@
-"""A shared/exclusive lock: many readers at once, or one writer.
+"""A shared/exclusive lock: many readers at once, or one writer (galleries and their indexes).
 
 Searches hold it shared for their whole run (short-list, scoring, naming the candidates), so a
 person is never half-visible to them; enrolment, update and delete hold it exclusive only while
