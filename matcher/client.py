@@ -97,15 +97,7 @@ class MatcherClient:
         irises: Mapping[str, Any] | None = None,
         labels: Mapping[str, str] | None = None,
     ) -> pb.EnrollResponse:
-        return self._call(
-            "Enroll",
-            pb.EnrollRequest(
-                person_id=person_id,
-                fingers=finger_samples(fingers),
-                irises=iris_samples(irises),
-                labels=dict(labels or {}),
-            ),
-        )
+        return self._call("Enroll", _enroll_request(person_id, fingers, irises, labels))
 
     def update(
         self,
@@ -114,15 +106,7 @@ class MatcherClient:
         irises: Mapping[str, Any] | None = None,
         labels: Mapping[str, str] | None = None,
     ) -> pb.EnrollResponse:
-        return self._call(
-            "Update",
-            pb.EnrollRequest(
-                person_id=person_id,
-                fingers=finger_samples(fingers),
-                irises=iris_samples(irises),
-                labels=dict(labels or {}),
-            ),
-        )
+        return self._call("Update", _enroll_request(person_id, fingers, irises, labels))
 
     def verify(
         self,
@@ -213,6 +197,20 @@ class MatcherClient:
             "kernels": dict(i.kernels),
             "store": i.store,
         }
+
+
+def _enroll_request(
+    person_id: str,
+    fingers: Mapping[int, Any] | None,
+    irises: Mapping[str, Any] | None,
+    labels: Mapping[str, str] | None,
+) -> pb.EnrollRequest:
+    return pb.EnrollRequest(
+        person_id=person_id,
+        fingers=finger_samples(fingers),
+        irises=iris_samples(irises),
+        labels=dict(labels or {}),
+    )
 
 
 def _job_dict(j: pb.Job) -> dict[str, Any]:
