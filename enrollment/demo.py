@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from enrollment.__main__ import DETAIL_COLUMNS, IMPORT_COLUMNS  # the CLI's own CSV columns
 from enrollment.calendar import jalali_year_of, to_jalali
 from enrollment.reports import OFFICE_TZ
 from matcher.auth import digest
@@ -92,25 +93,7 @@ def write(folder: Path, today: dt.date) -> None:
     expiry = jalali(first + dt.timedelta(days=45))
     with (folder / "households.csv").open("w", encoding="utf-8", newline="") as f:
         w = csv.writer(f)
-        w.writerow(
-            [
-                "household_code",
-                "head_person_id",
-                "phone",
-                "office_id",
-                "person_id",
-                "given_name",
-                "family_name",
-                "father_name",
-                "sex",
-                "relation",
-                "document_kind",
-                "document_number",
-                "document_expiry",
-                "birth_date",
-                "enrolled_before",
-            ]
-        )
+        w.writerow(IMPORT_COLUMNS)
         for k, (pid, given, relation, sex, kind) in enumerate(MEMBERS):
             father = "Karim" if relation in ("head", "spouse") else MEMBERS[0][1]
             number = f"{'C' if kind == 'amayesh_card' else 'TP'}-{9100 + k}"
@@ -121,7 +104,7 @@ def write(folder: Path, today: dt.date) -> None:
             )
     with (folder / "details.csv").open("w", encoding="utf-8", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["person_id", "address", "occupation", "mobile", "landline", "workshop_code"])
+        w.writerow(DETAIL_COLUMNS)
         jobs = ("tailor", "homemaker", "student", "student", "student")
         for (pid, *_), job in zip(MEMBERS, jobs, strict=True):
             w.writerow([pid, "قم، پردیسان، بلوک ۴", job, "09123456789", "02537001122", "W-77"])
