@@ -10,14 +10,10 @@ import grpc
 import numpy as np
 import pytest
 
-import server
-from matcher.auth import Authenticator, digest
 from matcher.client import MatcherClient
-from matcher.crypto import generate_key_file
-from matcher.engine import Engine
 from matcher.formats import ansi378, iso19794_2
 from matcher.service import MatcherService
-from matcher.store import Store
+from tests.inprocess import matcher_server
 from tests.test_engine import PERSONS, World
 
 TOKENS = {"admin": "adm-secret", "station": "st-secret", "approver": "ap-secret"}
@@ -32,26 +28,10 @@ def world() -> World:
 def served(
     tmp_path_factory: pytest.TempPathFactory, world: World
 ) -> Iterator[tuple[str, MatcherService]]:
-    d = tmp_path_factory.mktemp("service")
-    store = Store.open(f"sqlite:///{d / 'store.db'}", generate_key_file(d / "key"))
-    engine = Engine(store, world.thresholds)
-    auth = Authenticator([(f"{r}-user", r, digest(t)) for r, t in TOKENS.items()])
-    service = MatcherService(engine, auth, "sqlite")
-    settings = server.Settings(
-        listen="127.0.0.1:0",
-        store="sqlite:///unused",
-        dev_token=None,
-        max_workers=4,
-        max_message_mb=2,
-        max_concurrent_rpcs=16,
-    )
-    srv, port, _ = server.build_server(settings, service)
-    srv.start()
-    engine.load()
-    service.ready.set()
-    yield f"127.0.0.1:{port}", service
-    srv.stop(grace=None).wait()
-    store.close()
+    with matcher_server(
+        tmp_path_factory.mktemp("service"), world.thresholds, TOKENS, max_message_mb=2
+    ) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

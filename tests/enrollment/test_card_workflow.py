@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-import server
 from enrollment.appointments import Office, Round
 from enrollment.calendar import CARD_FEE_RIALS, card_validity
 from enrollment.errors import (
@@ -38,16 +37,13 @@ from enrollment.workflow import (
     MemberRecord,
     Workflow,
 )
-from matcher.auth import Authenticator, digest
 from matcher.client import MatcherClient
-from matcher.crypto import generate_key_file
-from matcher.engine import Engine
 from matcher.formats import iso19794_2
 from matcher.iris import IrisGeometry
-from matcher.service import MatcherService
-from matcher.store import Actor, Store
+from matcher.store import Actor
 from matcher.synthetic.finger import finger_chunks
 from matcher.synthetic.iris import genuine_probes, random_codes, random_masks
+from tests.inprocess import matcher_server
 from tests.test_engine import World
 
 TEST_KEY = bytes(range(32))  # the store key (AES-256) of these tests
@@ -144,26 +140,11 @@ def matcher_address(
     backend: str, tmp_path_factory: pytest.TempPathFactory, bio: Biometrics
 ) -> Iterator[str]:
     """A matching server of its own for each backend (the same biometrics are enrolled again)."""
-    d = tmp_path_factory.mktemp(f"matcher-{backend}")
-    store = Store.open(f"sqlite:///{d / 'store.db'}", generate_key_file(d / "key"))
-    engine = Engine(store, bio.thresholds)
-    auth = Authenticator([(f"{r}-user", r, digest(t)) for r, t in TOKENS.items()])
-    service = MatcherService(engine, auth, "sqlite")
-    settings = server.Settings(
-        listen="127.0.0.1:0",
-        store="sqlite:///unused",
-        dev_token=None,
-        max_workers=4,
-        max_message_mb=8,
-        max_concurrent_rpcs=16,
-    )
-    srv, port, _ = server.build_server(settings, service)
-    srv.start()
-    engine.load()
-    service.ready.set()
-    yield f"127.0.0.1:{port}"
-    srv.stop(grace=None).wait()
-    store.close()
+    with matcher_server(tmp_path_factory.mktemp(f"matcher-{backend}"), bio.thresholds, TOKENS) as (
+        address,
+        _,
+    ):
+        yield address
 
 
 @pytest.fixture(scope="module")
