@@ -1005,38 +1005,29 @@ class Store:
 
     # --- internals ---
 
+    def _seal(
+        self, data: bytes | None, modality: str, row_id: int, slot: object, part: str
+    ) -> bytes | None:
+        return None if data is None else self._sealer.seal(data, _aad(modality, row_id, slot, part))
+
     def _put_samples(self, conn: Connection, row_id: int, samples: _Samples) -> None:
-        seal = self._sealer.seal
-        if samples.fingers:
+        for table, modality, slot_key, by_slot in (
+            (fingers, "finger", "position", samples.fingers),
+            (irises, "iris", "eye", samples.irises),
+        ):
+            if not by_slot:
+                continue
             conn.execute(
-                fingers.insert(),
+                table.insert(),
                 [
                     {
                         "row_id": row_id,
-                        "position": pos,
-                        "template": seal(blob, _aad("finger", row_id, pos, "template")),
-                        "image": None
-                        if image is None
-                        else seal(image, _aad("finger", row_id, pos, "image")),
+                        slot_key: slot,
+                        "template": self._seal(blob, modality, row_id, slot, "template"),
+                        "image": self._seal(image, modality, row_id, slot, "image"),
                         "format_version": version,
                     }
-                    for pos, (blob, image, version) in samples.fingers.items()
-                ],
-            )
-        if samples.irises:
-            conn.execute(
-                irises.insert(),
-                [
-                    {
-                        "row_id": row_id,
-                        "eye": eye,
-                        "template": seal(blob, _aad("iris", row_id, eye, "template")),
-                        "image": None
-                        if image is None
-                        else seal(image, _aad("iris", row_id, eye, "image")),
-                        "format_version": version,
-                    }
-                    for eye, (blob, image, version) in samples.irises.items()
+                    for slot, (blob, image, version) in by_slot.items()
                 ],
             )
 
