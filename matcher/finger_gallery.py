@@ -13,7 +13,8 @@ Searches may run from many threads; mutations take a lock and searches work on a
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -289,29 +290,34 @@ class FingerGallery:
     # ----------------------------------------------------------------------------- save/load
     _FILE_VERSION = 2  # 2 added the candidate index; version 1 files load and rebuild it
 
+    def state(self) -> dict[str, npt.NDArray[Any]]:
+        """The arrays :meth:`from_state` rebuilds this gallery from (features, ids, tombstones,
+        the candidate index serialised). Safe to write out while the gallery changes: ``add``
+        and ``compact`` replace the feature arrays rather than write into them, and the arrays
+        changed in place are copied."""
+        with self._lock:
+            return {
+                "version": np.array(self._FILE_VERSION, np.int64),
+                "x": self._x,
+                "y": self._y,
+                "t": self._t,
+                "bits": self._bits,
+                "mask": self._mask,
+                "offsets": self._offsets,
+                "row_ids": self._row_ids,
+                "alive": self._alive.copy(),
+                "serials": self._serials,
+                "next_serial": np.array(self._next_serial, np.int64),
+                "index": self._index.serialize(),
+            }
+
     def save(self, path: str) -> None:
-        """Write the gallery (features, ids, tombstones, candidate index) to one ``.npz`` file,
-        atomically."""
+        """Write :meth:`state` to one ``.npz`` file, atomically."""
         import os
 
-        with self._lock:
-            tmp = f"{path}.tmp.npz"
-            np.savez(
-                tmp,
-                version=np.int64(self._FILE_VERSION),
-                x=self._x,
-                y=self._y,
-                t=self._t,
-                bits=self._bits,
-                mask=self._mask,
-                offsets=self._offsets,
-                row_ids=self._row_ids,
-                alive=self._alive,
-                serials=self._serials,
-                next_serial=np.int64(self._next_serial),
-                index=self._index.serialize(),
-            )
-            os.replace(tmp, path)
+        tmp = f"{path}.tmp.npz"
+        np.savez(tmp, **self.state())  # type: ignore[arg-type]
+        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: str) -> FingerGallery:
@@ -328,6 +334,13 @@ class FingerGallery:
                 arrays = {k: z[k] for k in z.files}
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
             raise InvalidTemplate(f"{path}: not a finger gallery file ({exc})") from exc
+        return cls.from_state(arrays, path)
+
+    @classmethod
+    def from_state(cls, arrays: Mapping[str, npt.NDArray[Any]], where: str) -> FingerGallery:
+        """The gallery :meth:`state` gave (or a version 1 file's arrays); :class:`InvalidTemplate`
+        naming ``where`` if they are inconsistent."""
+        path = where
         want = {"version", "x", "y", "t", "bits", "mask", "offsets", "row_ids", "alive"}
         version = int(arrays["version"]) if "version" in arrays else 0
         if version == cls._FILE_VERSION:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -521,22 +522,18 @@ class IrisGallery:
         return hd[rows], row_ids[rows], shifts[sidx[rows]].astype(np.int32)
 
     # ----------------------------------------------------------------------------- save/load
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the gallery to one file (atomically: a temporary file renamed over ``path``).
-
-        Layout: magic, a length-prefixed JSON header, then the raw arrays at 64-byte offsets, so
-        :meth:`load` reads them straight into place without parsing.
-        """
-        path = Path(path)
+    def state(self) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
+        """Header and arrays that :meth:`from_state` rebuilds this gallery from. The arrays are
+        copies, so they can be written out while the gallery goes on changing."""
         with self._lock:
             n_blocks = -(-self._n_rows // self.lanes)
             arrays = {
-                "codes": self._codes[:n_blocks],
-                "masks": self._masks[:n_blocks],
-                "row_ids": self._row_ids[: self._n_rows],
-                "alive": self._alive[: self._n_rows],
+                "codes": self._codes[:n_blocks].copy(),
+                "masks": self._masks[:n_blocks].copy(),
+                "row_ids": self._row_ids[: self._n_rows].copy(),
+                "alive": self._alive[: self._n_rows].copy(),
             }
-            header: dict[str, object] = {
+            header: dict[str, Any] = {
                 "version": _FILE_VERSION,
                 "geometry": list(self.geometry.shape),
                 "max_shift": self.max_shift,
@@ -548,28 +545,38 @@ class IrisGallery:
                 "groups": self.groups,
                 "lanes": self.lanes,
                 "n_rows": self._n_rows,
-                "arrays": {},
             }
-            offset = 0
+        return header, arrays
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the gallery to one file (atomically: a temporary file renamed over ``path``).
+
+        Layout: magic, a length-prefixed JSON header, then the raw arrays at 64-byte offsets, so
+        :meth:`load` reads them straight into place without parsing.
+        """
+        path = Path(path)
+        header, arrays = self.state()
+        header["arrays"] = {}
+        offset = 0
+        for name, arr in arrays.items():
+            header["arrays"][name] = {
+                "dtype": arr.dtype.str,
+                "shape": list(arr.shape),
+                "offset": offset,
+            }
+            offset += -(-arr.nbytes // _ALIGN) * _ALIGN
+        head = json.dumps(header).encode()
+        start = -(-(len(_FILE_MAGIC) + 8 + len(head)) // _ALIGN) * _ALIGN
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write(_FILE_MAGIC + len(head).to_bytes(8, "little") + head)
             for name, arr in arrays.items():
-                header["arrays"][name] = {  # type: ignore[index]
-                    "dtype": arr.dtype.str,
-                    "shape": list(arr.shape),
-                    "offset": offset,
-                }
-                offset += -(-arr.nbytes // _ALIGN) * _ALIGN
-            head = json.dumps(header).encode()
-            start = -(-(len(_FILE_MAGIC) + 8 + len(head)) // _ALIGN) * _ALIGN
-            tmp = path.with_name(path.name + ".tmp")
-            with open(tmp, "wb") as f:
-                f.write(_FILE_MAGIC + len(head).to_bytes(8, "little") + head)
-                for name, arr in arrays.items():
-                    f.seek(start + header["arrays"][name]["offset"])  # type: ignore[index]
-                    f.write(np.ascontiguousarray(arr).data)
-                f.truncate(start + offset)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+                f.seek(start + header["arrays"][name]["offset"])
+                f.write(np.ascontiguousarray(arr).data)
+            f.truncate(start + offset)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
 
     _FILE_DTYPES = {"codes": "<u8", "masks": "<u8", "row_ids": "<i8", "alive": "|b1"}
 
@@ -605,24 +612,6 @@ class IrisGallery:
     ) -> IrisGallery:
         if not isinstance(header, dict):
             raise InvalidTemplate(f"{path}: header is not a JSON object")
-        if header.get("version") != _FILE_VERSION:
-            raise InvalidTemplate(
-                f"{path}: gallery file version {header.get('version')} is not {_FILE_VERSION}"
-            )
-        g = cls(
-            IrisGeometry(*header["geometry"]),
-            header["max_shift"],
-            min_valid_bits=header["min_valid_bits"],
-            eye=header["eye"],
-            coarse_words=header["coarse_words"],
-            coarse_threshold=header["coarse_threshold"],
-            coarse_shift_step=header["coarse_shift_step"],
-        )
-        if g.groups != header["groups"] or g.lanes != header["lanes"]:
-            raise InvalidTemplate(
-                f"{path}: layout (groups {header['groups']}, lanes {header['lanes']}) "
-                "differs from this build"
-            )
         specs = header["arrays"]
         if not isinstance(specs, dict) or set(specs) != set(cls._FILE_DTYPES):
             raise InvalidTemplate(f"{path}: expected the arrays {sorted(cls._FILE_DTYPES)}")
@@ -648,26 +637,62 @@ class IrisGallery:
             if got != arr.nbytes:
                 raise InvalidTemplate(f"{path}: truncated while reading {name}")
             arrays[name] = arr
-        n_rows = int(header["n_rows"])
-        n_blocks = -(-n_rows // g.lanes)
-        if (
-            arrays["codes"].shape != (n_blocks, g.words, g.lanes)
-            or arrays["masks"].shape != arrays["codes"].shape
-        ):
-            raise InvalidTemplate(f"{path}: code arrays have the wrong shape")
-        if arrays["row_ids"].shape != (n_rows,) or arrays["alive"].shape != (n_rows,):
-            raise InvalidTemplate(f"{path}: id arrays have the wrong length")
-        g._codes, g._masks = arrays["codes"], arrays["masks"]
-        g._row_ids = np.zeros(n_blocks * g.lanes, np.int64)
-        g._alive = np.zeros(n_blocks * g.lanes, bool)
-        g._row_ids[:n_rows] = arrays["row_ids"]
-        g._alive[:n_rows] = arrays["alive"]
-        g._n_rows = n_rows
+        return cls.from_state(header, arrays, str(path))
+
+    @classmethod
+    def from_state(
+        cls, header: Mapping[str, Any], arrays: Mapping[str, npt.NDArray[Any]], where: str
+    ) -> IrisGallery:
+        """The gallery :meth:`state` described; :class:`InvalidTemplate` naming ``where`` if the
+        header or arrays are inconsistent."""
+        path = where
         try:
-            g._index.rebuild(g._row_ids, np.flatnonzero(g._alive[:n_rows]))
-        except InvalidTemplate as exc:
-            raise InvalidTemplate(f"{path}: {exc}") from exc
-        return g
+            if header.get("version") != _FILE_VERSION:
+                raise InvalidTemplate(
+                    f"{path}: gallery file version {header.get('version')} is not {_FILE_VERSION}"
+                )
+            g = cls(
+                IrisGeometry(*header["geometry"]),
+                header["max_shift"],
+                min_valid_bits=header["min_valid_bits"],
+                eye=header["eye"],
+                coarse_words=header["coarse_words"],
+                coarse_threshold=header["coarse_threshold"],
+                coarse_shift_step=header["coarse_shift_step"],
+            )
+            if g.groups != header["groups"] or g.lanes != header["lanes"]:
+                raise InvalidTemplate(
+                    f"{path}: layout (groups {header['groups']}, lanes {header['lanes']}) "
+                    "differs from this build"
+                )
+            if set(arrays) != set(cls._FILE_DTYPES) or any(
+                arrays[k].dtype != np.dtype(t) for k, t in cls._FILE_DTYPES.items()
+            ):
+                raise InvalidTemplate(f"{path}: expected the arrays {sorted(cls._FILE_DTYPES)}")
+            n_rows = int(header["n_rows"])
+            n_blocks = -(-n_rows // g.lanes)
+            if (
+                arrays["codes"].shape != (n_blocks, g.words, g.lanes)
+                or arrays["masks"].shape != arrays["codes"].shape
+            ):
+                raise InvalidTemplate(f"{path}: code arrays have the wrong shape")
+            if arrays["row_ids"].shape != (n_rows,) or arrays["alive"].shape != (n_rows,):
+                raise InvalidTemplate(f"{path}: id arrays have the wrong length")
+            g._codes, g._masks = arrays["codes"], arrays["masks"]
+            g._row_ids = np.zeros(n_blocks * g.lanes, np.int64)
+            g._alive = np.zeros(n_blocks * g.lanes, bool)
+            g._row_ids[:n_rows] = arrays["row_ids"]
+            g._alive[:n_rows] = arrays["alive"]
+            g._n_rows = n_rows
+            try:
+                g._index.rebuild(g._row_ids, np.flatnonzero(g._alive[:n_rows]))
+            except InvalidTemplate as exc:
+                raise InvalidTemplate(f"{path}: {exc}") from exc
+            return g
+        except InvalidTemplate:
+            raise
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+            raise InvalidTemplate(f"{path}: damaged header ({type(exc).__name__}: {exc})") from exc
 
 
 from matcher.finger_gallery import FingerGallery  # noqa: E402  (one import path for both galleries)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -106,6 +107,28 @@ class PersonFingerGallery:
                 if have:  # ids are new to every position's gallery, so this cannot refuse
                     gallery.add(ids_a[have], [checked[k][pos] for k in have])
             self._persons.insert(ids_a, np.zeros(ids_a.size, np.int64))
+
+    def state(self) -> dict[int, dict[str, npt.NDArray[Any]]]:
+        """Each position's :meth:`FingerGallery.state` (the persons are their ids' union)."""
+        with self._lock:
+            return {pos: g.state() for pos, g in self._by_position.items()}
+
+    @classmethod
+    def from_state(
+        cls, states: Mapping[int, Mapping[str, npt.NDArray[Any]]], where: str
+    ) -> PersonFingerGallery:
+        """The gallery :meth:`state` gave; :class:`InvalidTemplate` if a position is missing or
+        its arrays are inconsistent."""
+        if set(states) != set(POSITIONS):
+            raise InvalidTemplate(f"{where}: expected finger positions {list(POSITIONS)}")
+        g = cls()
+        g._by_position = {
+            pos: FingerGallery.from_state(states[pos], f"{where}, finger {pos}")
+            for pos in POSITIONS
+        }
+        persons = np.unique(np.concatenate([fg.ids() for fg in g._by_position.values()]))
+        g._persons.insert(persons, np.zeros(persons.size, np.int64))
+        return g
 
     def remove(self, ids: object) -> None:
         """Remove persons (all their fingers). Unknown ids raise before anything changes."""
