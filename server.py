@@ -16,7 +16,14 @@ Every flag can also be set from the environment (AMAYESH_LISTEN, AMAYESH_STORE,
 AMAYESH_STORE_KEY_FILE, AMAYESH_DEV_TOKEN, AMAYESH_TOKENS_FILE, AMAYESH_THRESHOLDS,
 AMAYESH_TLS_CERT, AMAYESH_TLS_KEY, AMAYESH_TLS_CLIENT_CA, AMAYESH_METRICS_LISTEN,
 AMAYESH_MAX_WORKERS, AMAYESH_MAX_MESSAGE_MB, AMAYESH_ENROLLMENT_MATCHER_TOKEN, AMAYESH_SMS_FILE,
-AMAYESH_SMS_INTERVAL_S); a flag on the command line wins.
+AMAYESH_SMS_INTERVAL_S, AMAYESH_SNAPSHOT, AMAYESH_SNAPSHOT_INTERVAL_S); a flag on the command line
+wins.
+
+Galleries start from a snapshot (matcher/snapshot.py: the in-memory galleries sealed with the
+store key, beside a SQLite store as ``<db>.snapshot`` unless ``--snapshot PATH`` or
+``--snapshot none``), brought up to date with the store before SERVING; without a usable one they
+are rebuilt from the store. A fresh snapshot is written in the background after a rebuild or a
+catch-up, every ``--snapshot-interval-s`` while enrolments change the galleries, and at shutdown.
 
 The store key (AES-256, see matcher/crypto.py) comes from --store-key-file or AMAYESH_STORE_KEY.
 With neither, a SQLite store gets a development key generated beside the database file
@@ -30,7 +37,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from concurrent import futures
 from dataclasses import dataclass
@@ -52,6 +58,7 @@ MATCHER_SERVICE = "amayesh.v1.Matcher"
 ENROLLMENT_SERVICE = "amayesh.v1.Enrollment"
 DEFAULT_SMS_FILE = "data/sms-outbox.jsonl"
 DEFAULT_SMS_INTERVAL_S = 10.0
+DEFAULT_SNAPSHOT_INTERVAL_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,8 @@ class Settings:
     enrollment_matcher_token: str | None = None
     sms_file: str = DEFAULT_SMS_FILE  # where queued SMS are delivered, one JSON line each
     sms_interval_s: float = DEFAULT_SMS_INTERVAL_S  # seconds between SMS delivery passes
+    snapshot: str | None = None  # gallery snapshot file; None = none (set for SQLite by default)
+    snapshot_interval_s: float = DEFAULT_SNAPSHOT_INTERVAL_S
 
     @property
     def max_message_bytes(self) -> int:
@@ -170,6 +179,19 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         default=env.get("AMAYESH_SMS_INTERVAL_S", str(DEFAULT_SMS_INTERVAL_S)),
         help="seconds between SMS delivery passes (env AMAYESH_SMS_INTERVAL_S)",
     )
+    parser.add_argument(
+        "--snapshot",
+        default=env.get("AMAYESH_SNAPSHOT"),
+        help="gallery snapshot file for fast start-up; 'none' for none (default: <db>.snapshot "
+        "beside a SQLite store, none for PostgreSQL) (env AMAYESH_SNAPSHOT)",
+    )
+    parser.add_argument(
+        "--snapshot-interval-s",
+        type=_positive_float,
+        default=env.get("AMAYESH_SNAPSHOT_INTERVAL_S", str(DEFAULT_SNAPSHOT_INTERVAL_S)),
+        help="seconds between snapshots while the galleries change "
+        "(env AMAYESH_SNAPSHOT_INTERVAL_S)",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -198,18 +220,74 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         enrollment_matcher_token=args.enrollment_matcher_token or None,
         sms_file=args.sms_file,
         sms_interval_s=args.sms_interval_s,
+        snapshot=_snapshot_path(args.snapshot, args.store),
+        snapshot_interval_s=args.snapshot_interval_s,
         max_workers=args.max_workers,
         max_message_mb=args.max_message_mb,
         max_concurrent_rpcs=args.max_workers * CONCURRENT_RPCS_PER_WORKER,
     )
 
 
-def sqlite_path(settings: Settings) -> Path | None:
+def _sqlite_file(store: str) -> Path | None:
     prefix = "sqlite:///"
-    if not settings.store.startswith(prefix):
+    if not store.startswith(prefix):
         return None
-    path = settings.store[len(prefix) :]
+    path = store[len(prefix) :]
     return Path(path) if path and path != ":memory:" else None
+
+
+def sqlite_path(settings: Settings) -> Path | None:
+    return _sqlite_file(settings.store)
+
+
+def _snapshot_path(flag: str | None, store: str) -> str | None:
+    if flag is not None and flag.strip():
+        return None if flag.strip().lower() == "none" else flag
+    db = _sqlite_file(store)
+    return str(db.with_name(db.name + ".snapshot")) if db is not None else None
+
+
+class Snapshots:
+    """Writes the galleries' snapshot in a background thread: once now if asked, then every
+    ``interval_s`` when enrolments changed the galleries, and a last time at :meth:`stop`."""
+
+    def __init__(self, engine: Any, path: str, interval_s: float) -> None:
+        self.engine, self.path, self.interval_s = engine, path, interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="amayesh-snapshot", daemon=True)
+        self._now = False
+
+    def start(self, now: bool) -> None:
+        self._now = now
+        self._thread.start()
+
+    def _save(self) -> None:
+        try:
+            r = self.engine.save_snapshot(self.path)
+        except Exception as error:  # noqa: BLE001  (a failed snapshot costs start-up time only)
+            print(f"amayesh: snapshot not written: {error}", file=sys.stderr, flush=True)
+            return
+        print(
+            f"amayesh snapshot of {r.persons} persons written to {self.path} "
+            f"({r.bytes / 2**20:.0f} MiB, {r.seconds:.1f} s; "
+            f"changes waited {r.changes_blocked_s:.1f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def _run(self) -> None:
+        if self._now:
+            self._save()
+        while not self._stop.wait(self.interval_s):
+            if self.engine.changes_since_snapshot:
+                self._save()
+
+    def stop(self) -> None:
+        """Stop the thread; write a last snapshot if the galleries changed since the previous."""
+        self._stop.set()
+        self._thread.join()
+        if self.engine.changes_since_snapshot:
+            self._save()
 
 
 def prepare_store_location(settings: Settings) -> None:
@@ -400,8 +478,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     health_servicer.set("", not_serving)
     health_servicer.set(MATCHER_SERVICE, not_serving)
     health_servicer.set(ENROLLMENT_SERVICE, not_serving)
-    t0 = time.perf_counter()
-    service.engine.load()
+    report = service.engine.load(snapshot_path=settings.snapshot)
+    if settings.snapshot and report.note:
+        print(f"amayesh: gallery snapshot not used: {report.note}", file=sys.stderr, flush=True)
     service.ready.set()
     service.metrics.set_counts(service.engine.counts())
     if settings.metrics_listen:
@@ -411,9 +490,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if resumed:
         print(f"amayesh resumed dedup jobs {', '.join(resumed)}", file=sys.stderr, flush=True)
     counts = service.engine.counts()
+    caught_up = (
+        f"; {report.persons_read} read from the store, {report.persons_dropped} dropped"
+        if report.source == "snapshot"
+        else ""
+    )
     print(
         f"amayesh loaded {counts['persons']} persons ({counts['fingers']} fingers, "
-        f"{counts['irises']} irises) in {time.perf_counter() - t0:.1f} s",
+        f"{counts['irises']} irises) from the {report.source}{caught_up} in {report.seconds:.1f} s",
         file=sys.stderr,
         flush=True,
     )
@@ -426,6 +510,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set(MATCHER_SERVICE, health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set(ENROLLMENT_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+    snapshots = None
+    if settings.snapshot:
+        snapshots = Snapshots(service.engine, settings.snapshot, settings.snapshot_interval_s)
+        snapshots.start(
+            now=report.source == "store" or bool(report.persons_read + report.persons_dropped)
+        )
 
     host, _ = _split_host_port(settings.listen)
     print(f"amayesh listening on {host}:{port}", flush=True)
@@ -445,6 +535,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     client.close()
     enrollment.store.close()
     service.dedup.stop()  # workers stop at the next person; their checkpoints hold
+    if snapshots is not None:
+        snapshots.stop()  # after the calls drained: the last changes are in it
     service.engine.store.close()
     print("amayesh stopped", flush=True)
     return 0

@@ -24,13 +24,17 @@ This module knows nothing of gRPC; :mod:`matcher.service` maps it onto the wire.
 from __future__ import annotations
 
 import math
+import os
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
+from matcher import snapshot
 from matcher.errors import InvalidTemplate, NothingToCompare, UnknownId
 from matcher.finger import FingerFeatures, features
 from matcher.gallery import IrisGallery
@@ -77,6 +81,27 @@ class Identification:
     decided_by: str
 
 
+@dataclass(frozen=True)
+class LoadReport:
+    """How the galleries were filled at start-up."""
+
+    source: str  # "snapshot" (brought up to date with the store) or "store" (rebuilt)
+    persons: int
+    persons_read: int  # persons whose samples were read from the store
+    templates_read: int
+    persons_dropped: int  # snapshot persons gone or changed in the store since
+    seconds: float
+    note: str  # why a snapshot was not used ("" when it was, or none was asked for)
+
+
+@dataclass(frozen=True)
+class SnapshotReport:
+    persons: int
+    bytes: int
+    seconds: float
+    changes_blocked_s: float  # how long enrolments and updates waited
+
+
 @dataclass
 class _Probe:
     fingers: dict[int, FingerFeatures] = field(default_factory=dict)
@@ -105,14 +130,54 @@ class Engine:
         self._row_of_person: dict[str, int] = {}
         self._write = threading.Lock()  # store commits and gallery changes in one order
         self._galleries = SharedExclusiveLock()  # searches shared, applying a change exclusive
+        self._snapshotting = threading.Lock()
+        self._changes = 0  # changes applied, counted under self._write
+        self._changes_at_snapshot = 0
 
     # ---------------------------------------------------------------------------- loading
-    def load(self, progress: Any = None) -> None:
-        """Fill the galleries from the store (start-up). ``progress(done_templates)`` optional."""
+    def load(
+        self, progress: Any = None, snapshot_path: str | os.PathLike[str] | None = None
+    ) -> LoadReport:
+        """Fill the galleries (start-up): from the snapshot at ``snapshot_path`` brought up to
+        date with the store when there is a usable one, else from the store alone.
+        ``progress(done_templates)`` optional, called while templates are read from the store."""
+        t0 = time.perf_counter()
+        now = self.store.person_states()
+        rows: npt.NDArray[np.int64] | None = None
+        dropped = 0
+        note = ""
+        if snapshot_path is not None:
+            try:
+                snap = snapshot.read(snapshot_path, self.store.sealer, self._iris_layout())
+            except snapshot.SnapshotUnusable as exc:
+                note = str(exc)
+            else:
+                ch = snapshot.changes(snap.states, now)
+                self._fingers, self._irises = snap.fingers, snap.irises
+                for r in ch.drop.tolist():
+                    self._drop(r)
+                rows, dropped = ch.load, int(ch.drop.size)
+        read = self._load_rows(rows, progress)
+        self._person_of_row = dict(zip(now.row_ids.tolist(), now.person_ids, strict=True))
+        self._row_of_person = {p: r for r, p in self._person_of_row.items()}
+        return LoadReport(
+            source="store" if rows is None else "snapshot",
+            persons=len(self._person_of_row),
+            persons_read=len(now.person_ids) if rows is None else int(rows.size),
+            templates_read=read,
+            persons_dropped=dropped,
+            seconds=time.perf_counter() - t0,
+            note=note,
+        )
+
+    def _load_rows(self, rows: npt.NDArray[np.int64] | None, progress: Any) -> int:
+        """Add these persons' samples (None: everyone's) from the store; templates read."""
+        if rows is not None and not rows.size:
+            return 0
         done = 0
         by_row: dict[int, dict[int, FingerTemplate]] = {}
-        for rows, positions, templates in self.store.iter_fingers(LOAD_BATCH):
-            for r, p, t in zip(rows.tolist(), positions.tolist(), templates, strict=True):
+        for frows, positions, templates in self.store.iter_fingers(LOAD_BATCH, rows):
+            for r, p, t in zip(frows.tolist(), positions.tolist(), templates, strict=True):
                 by_row.setdefault(r, {})[p] = t
             done += len(templates)
             if progress:
@@ -121,7 +186,7 @@ class Engine:
         for start in range(0, len(ids), LOAD_BATCH):
             chunk = ids[start : start + LOAD_BATCH]
             self._fingers.add(np.asarray(chunk, np.int64), [by_row[r] for r in chunk])
-        for iris_rows, eyes, iris_templates in self.store.iter_irises(LOAD_BATCH):
+        for iris_rows, eyes, iris_templates in self.store.iter_irises(LOAD_BATCH, rows):
             for eye in EYES:
                 sel = [k for k, e in enumerate(eyes) if e == eye]
                 if sel:
@@ -133,12 +198,40 @@ class Engine:
             done += len(iris_templates)
             if progress:
                 progress(done)
-        all_rows = set(ids)
-        for g in self._irises.values():
-            all_rows.update(g.ids().tolist())
-        names = self.store.person_ids(sorted(all_rows)) if all_rows else {}
-        self._person_of_row = dict(names)
-        self._row_of_person = {p: r for r, p in names.items()}
+        return done
+
+    def _iris_layout(self) -> dict[str, dict[str, Any]]:
+        """What a snapshot's iris galleries must have been built with to be reused here."""
+        return {e: snapshot.layout(g.state()[0]) for e, g in self._irises.items()}
+
+    def save_snapshot(self, path: str | os.PathLike[str]) -> SnapshotReport:
+        """Write the galleries to ``path`` (sealed with the store key; see :mod:`matcher.snapshot`).
+
+        Changes wait while the galleries' state is copied (a few seconds a million templates),
+        not while it is written; searches never wait. One snapshot at a time: a second call
+        waits for the first."""
+        with self._snapshotting:
+            t0 = time.perf_counter()
+            with self._write:
+                states = self.store.person_states()
+                fingers = self._fingers.state()
+                irises = {e: g.state() for e, g in self._irises.items()}
+                changes = self._changes
+            blocked = time.perf_counter() - t0
+            nbytes = snapshot.write(path, self.store.sealer, states, fingers, irises)
+            self._changes_at_snapshot = changes
+            return SnapshotReport(
+                persons=len(states.person_ids),
+                bytes=nbytes,
+                seconds=time.perf_counter() - t0,
+                changes_blocked_s=blocked,
+            )
+
+    @property
+    def changes_since_snapshot(self) -> int:
+        """Enrolments, updates and deletes applied since the last :meth:`save_snapshot` (since
+        start-up, if none)."""
+        return self._changes - self._changes_at_snapshot
 
     # ---------------------------------------------------------------------------- writes
     def enroll(
@@ -153,6 +246,7 @@ class Engine:
             row = self.store.enroll(person_id, bio, actor, dict(labels or {}))
             with self._galleries.exclusive():
                 self._apply(row, person_id, bio)
+            self._changes += 1
         return self.store.info(person_id)
 
     def update(
@@ -171,6 +265,7 @@ class Engine:
             with self._galleries.exclusive():  # searches see the old samples or the new, never none
                 self._drop(info.row_id)
                 self._apply(row, person_id, full)
+            self._changes += 1
         return info
 
     def delete(self, person_id: str, actor: Actor) -> None:
@@ -178,6 +273,7 @@ class Engine:
             row = self.store.delete(person_id, actor)
             with self._galleries.exclusive():
                 self._drop(row)
+            self._changes += 1
 
     def _check_enrolment(self, bio: Biometrics, allow_empty: bool = False) -> None:
         if not bio.fingers and not bio.irises and not allow_empty:

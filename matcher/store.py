@@ -43,7 +43,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -100,6 +100,7 @@ JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
 EYES = ("L", "R")
 #: SQLite waits this long for another writer's lock before failing with "database is locked".
 SQLITE_BUSY_TIMEOUT_S = 30.0
+_MICROSECOND = timedelta(microseconds=1)
 _IN_CHUNK = 500  # ids per IN (...) query: well under every driver's parameter limit
 
 # Image encodings stored inside the sealed value: one tag byte, then the bytes.
@@ -237,6 +238,18 @@ class PersonInfo:
     meta: dict[str, Any]
     finger_positions: tuple[int, ...]
     eyes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PersonStates:
+    """Every person's identity and revision, in ``row_id`` order: what a gallery snapshot is
+    checked against. ``(row_id, person_id, version, updated_us)`` change together on every
+    enrolment and update, and ``row_id`` is never reused after a delete."""
+
+    row_ids: npt.NDArray[np.int64]  # (n,) ascending
+    person_ids: list[str]
+    versions: npt.NDArray[np.int64]  # (n,)
+    updated_us: npt.NDArray[np.int64]  # (n,) microseconds since 1970-01-01 UTC
 
 
 # --- input checks ---------------------------------------------------------------------------
@@ -545,6 +558,12 @@ class Store:
         sealing and audit; the audit table refuses changes either way."""
         return self._engine
 
+    @property
+    def sealer(self) -> Sealer:
+        """The store key's sealer: files derived from the store (gallery snapshots) are sealed
+        with it too."""
+        return self._sealer
+
     def __repr__(self) -> str:
         return f"Store({self._where})"
 
@@ -772,61 +791,86 @@ class Store:
                 out.update({int(r): p for r, p in rows})
         return out
 
+    def person_states(self) -> PersonStates:
+        """Every person's :class:`PersonStates` row, from one read (not audited: no biometrics)."""
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(
+                    persons.c.row_id, persons.c.person_id, persons.c.version, persons.c.updated_at
+                ).order_by(persons.c.row_id)
+            ).all()
+        n = len(rows)
+        return PersonStates(
+            row_ids=np.fromiter((r[0] for r in rows), np.int64, n),
+            person_ids=[str(r[1]) for r in rows],
+            versions=np.fromiter((r[2] for r in rows), np.int64, n),
+            updated_us=np.fromiter(
+                ((_utc(r[3]) - epoch) // _MICROSECOND for r in rows), np.int64, n
+            ),
+        )
+
+    def _partitions(
+        self, table: sa.Table, slot: sa.Column[Any], batch: int, rows: Iterable[int] | None
+    ) -> Iterator[Sequence[Any]]:
+        """``(row_id, slot, template)`` of every sample, or of those of ``rows``, in batches."""
+        _check_batch(batch)
+        query = sa.select(table.c.row_id, slot, table.c.template).order_by(table.c.row_id, slot)
+        with self._read() as conn:
+            if rows is None:
+                result = conn.execution_options(yield_per=batch).execute(query)
+                yield from result.partitions()
+                return
+            wanted = sorted({int(r) for r in rows})
+            part: list[Any] = []
+            for chunk in _chunks(wanted):
+                part.extend(conn.execute(query.where(table.c.row_id.in_(chunk))).all())
+                if len(part) >= batch:
+                    yield part
+                    part = []
+            if part:
+                yield part
+
     def iter_fingers(
-        self, batch: int = 10_000
+        self, batch: int = 10_000, rows: Iterable[int] | None = None
     ) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8], list[FingerTemplate]]]:
         """Every finger template in ``(row_id, position)`` order, in batches of up to ``batch``:
         ``(row_ids int64 (b,), positions uint8 (b,), templates)``. For loading galleries at
         start-up: one streamed query in one read transaction (a consistent snapshot), decrypted
         and decoded per row. Holds a connection until exhausted or closed. Not audited: the
-        server's own load, not a person's read."""
-        _check_batch(batch)
-        with self._read() as conn:
-            result = conn.execution_options(yield_per=batch).execute(
-                sa.select(fingers.c.row_id, fingers.c.position, fingers.c.template).order_by(
-                    fingers.c.row_id, fingers.c.position
-                )
-            )
-            for part in result.partitions():
-                row_ids = np.fromiter((r[0] for r in part), np.int64, len(part))
-                positions = np.fromiter((r[1] for r in part), np.uint8, len(part))
-                opened = self._sealer.open
-                plains = [
-                    opened(blob, _aad("finger", rid, pos, "template")) for rid, pos, blob in part
-                ]
-                try:
-                    templates = decode_fingers(plains)
-                except InvalidTemplate:
-                    # Authenticated but undecodable: a codec bug, not an attacker. Name the row.
-                    for (rid, pos, _), plain in zip(part, plains, strict=True):
-                        _decoded(decode_finger, plain, f"finger {pos} of row {rid}")
-                    raise
-                yield row_ids, positions, templates
+        server's own load, not a person's read. ``rows``: only these persons' fingers (bringing a
+        gallery snapshot up to date)."""
+        for part in self._partitions(fingers, fingers.c.position, batch, rows):
+            row_ids = np.fromiter((r[0] for r in part), np.int64, len(part))
+            positions = np.fromiter((r[1] for r in part), np.uint8, len(part))
+            opened = self._sealer.open
+            plains = [opened(blob, _aad("finger", rid, pos, "template")) for rid, pos, blob in part]
+            try:
+                templates = decode_fingers(plains)
+            except InvalidTemplate:
+                # Authenticated but undecodable: a codec bug, not an attacker. Name the row.
+                for (rid, pos, _), plain in zip(part, plains, strict=True):
+                    _decoded(decode_finger, plain, f"finger {pos} of row {rid}")
+                raise
+            yield row_ids, positions, templates
 
     def iter_irises(
-        self, batch: int = 10_000
+        self, batch: int = 10_000, rows: Iterable[int] | None = None
     ) -> Iterator[tuple[npt.NDArray[np.int64], list[str], list[IrisTemplate]]]:
         """Every iris template in ``(row_id, eye)`` order, in batches: ``(row_ids int64 (b,),
         eyes, templates)``. As :meth:`iter_fingers`."""
-        _check_batch(batch)
-        with self._read() as conn:
-            result = conn.execution_options(yield_per=batch).execute(
-                sa.select(irises.c.row_id, irises.c.eye, irises.c.template).order_by(
-                    irises.c.row_id, irises.c.eye
+        for part in self._partitions(irises, irises.c.eye, batch, rows):
+            row_ids = np.fromiter((r[0] for r in part), np.int64, len(part))
+            eyes = [str(r[1]) for r in part]
+            templates = [
+                _decoded(
+                    decode_iris,
+                    self._sealer.open(blob, _aad("iris", rid, eye, "template")),
+                    f"iris {eye} of row {rid}",
                 )
-            )
-            for part in result.partitions():
-                row_ids = np.fromiter((r[0] for r in part), np.int64, len(part))
-                eyes = [str(r[1]) for r in part]
-                templates = [
-                    _decoded(
-                        decode_iris,
-                        self._sealer.open(blob, _aad("iris", rid, eye, "template")),
-                        f"iris {eye} of row {rid}",
-                    )
-                    for rid, eye, blob in part
-                ]
-                yield row_ids, eyes, templates
+                for rid, eye, blob in part
+            ]
+            yield row_ids, eyes, templates
 
     def counts(self) -> dict[str, int]:
         """``{"persons": ..., "fingers": ..., "irises": ...}`` from one snapshot."""

@@ -29,6 +29,8 @@ ENV_NAMES = (
     "AMAYESH_DEV_TOKEN",
     "AMAYESH_MAX_WORKERS",
     "AMAYESH_MAX_MESSAGE_MB",
+    "AMAYESH_SNAPSHOT",
+    "AMAYESH_SNAPSHOT_INTERVAL_S",
 )
 
 
@@ -48,8 +50,19 @@ def test_parse_args_defaults(clean_env: pytest.MonkeyPatch) -> None:
         max_workers=8,
         max_message_mb=16,
         max_concurrent_rpcs=8 * server.CONCURRENT_RPCS_PER_WORKER,
+        snapshot="data/amayesh.db.snapshot",
     )
     assert settings.max_message_bytes == 16 * 1024 * 1024
+
+
+def test_snapshot_location(clean_env: pytest.MonkeyPatch) -> None:
+    assert server.parse_args(["--store", "postgresql://u@db/x"]).snapshot is None
+    assert server.parse_args(["--snapshot", "none"]).snapshot is None
+    assert server.parse_args(["--store", "sqlite:///:memory:"]).snapshot is None
+    given = server.parse_args(["--store", "postgresql://u@db/x", "--snapshot", "/srv/g.snap"])
+    assert given.snapshot == "/srv/g.snap"
+    clean_env.setenv("AMAYESH_SNAPSHOT", "none")
+    assert server.parse_args([]).snapshot is None
 
 
 def test_parse_args_env_overrides_default_and_flag_overrides_env(
