@@ -3,8 +3,10 @@
 1. A SQLite store in a temporary folder is filled in bulk (``Store.enroll_many``) with synthetic
    persons: ``N`` with two irises each (``2 N`` iris codes), the first ``M`` of them also with
    ten fingers each.
-2. ``server.py`` starts on it as a subprocess; start-up time runs from spawning the process to
-   its "listening" line, which it prints once the galleries hold the store (health SERVING).
+2. ``server.py`` starts on it as a subprocess, rebuilds the galleries from the store and writes
+   their snapshot; it is stopped and started again, now from the snapshot. Start-up time runs
+   from spawning the process to its "listening" line, which it prints once the galleries hold
+   the store (health SERVING); both starts are reported, the second is the service's start-up.
 3. Over loopback gRPC with :class:`matcher.client.MatcherClient`, one call at a time:
    ``Verify`` with two fingers, ``Verify`` with two irises, ``Identify`` with two irises, each
    with a new capture of a random enrolled person: p50 / p99 latency and calls per second.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import subprocess
 import sys
 import tempfile
@@ -109,41 +112,37 @@ def _timed(calls: list[Callable[[], Any]]) -> dict[str, float]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from matcher.client import MatcherClient
-    from matcher.crypto import generate_key_file
+    from matcher.crypto import generate_key_file, load_key
 
     with tempfile.TemporaryDirectory(prefix="amayesh-bench-") as tmp:
-        db = Path(tmp) / "store.db"
-        key_file = Path(tmp) / "store.key"
-        key = generate_key_file(key_file)
+        work = Path(args.workdir) if args.workdir else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        db = work / "store.db"
+        key_file = work / "store.key"
+        probes_file = work / "probes.pickle"  # our own synthetic probes, read back by this code
+        snap = work / "store.snapshot"
         t0 = time.perf_counter()
-        probes = _populate(db, key, args.iris_persons, args.finger_persons, args.seed)
+        if probes_file.exists():  # a store this benchmark filled before (--workdir)
+            key = load_key(key_file)
+            probes = pickle.loads(probes_file.read_bytes())
+        else:
+            db.unlink(missing_ok=True)
+            snap.unlink(missing_ok=True)
+            key = generate_key_file(key_file, overwrite=True)
+            probes = _populate(db, key, args.iris_persons, args.finger_persons, args.seed)
+            probes_file.write_bytes(pickle.dumps(probes))
         populate_s = time.perf_counter() - t0
 
-        env = dict(os.environ, AMAYESH_DEV_TOKEN=TOKEN)
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "server.py",
-                "--listen",
-                "127.0.0.1:0",
-                "--store",
-                f"sqlite:///{db}",
-                "--store-key-file",
-                str(key_file),
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        first_s = None
+        if not snap.exists():
+            first_s, proc, _ = _start(db, key_file, snap)
+            try:  # the first start rebuilds the galleries and then writes their snapshot
+                _wait_for(snap, proc)
+            finally:
+                _stop(proc)
+        snapshot_mib = snap.stat().st_size / 2**20
+        startup_s, proc, address = _start(db, key_file, snap)
         try:
-            assert proc.stdout is not None
-            line = proc.stdout.readline()
-            startup_s = time.perf_counter() - t0
-            if not line.startswith("amayesh listening on "):
-                raise RuntimeError(f"server did not start: {line!r}")
-            address = line.split()[-1]
             rng = np.random.default_rng(args.seed + 1)
             out: dict[str, Any] = {
                 "benchmark": "service",
@@ -151,17 +150,69 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "finger_templates": 10 * args.finger_persons,
                 "populate_s": round(populate_s, 1),
                 "startup_to_serving_s": round(startup_s, 2),
+                "startup_rebuilding_galleries_s": None if first_s is None else round(first_s, 2),
+                "snapshot_mib": round(snapshot_mib, 1),
             }
             with MatcherClient(address, TOKEN, timeout_s=600) as c:
                 out["grpc"] = _measure(c, probes, rng, args.probes, via_grpc=True)
         finally:
-            proc.terminate()
-            proc.wait(timeout=60)
-        out["engine"] = _engine_side(db, key, probes, args.seed + 1, args.probes)
+            _stop(proc)
+        out["engine"] = _engine_side(db, key, snap, probes, args.seed + 1, args.probes)
         for call, r in out["grpc"].items():
             e = out["engine"][call]
             r["grpc_overhead_vs_engine_p50"] = round((r["p50_ms"] - e["p50_ms"]) / e["p50_ms"], 3)
         return out
+
+
+def _start(db: Path, key_file: Path, snap: Path) -> tuple[float, subprocess.Popen[str], str]:
+    """Spawn server.py on the store; (seconds until it prints its listening line, process,
+    address)."""
+    env = dict(os.environ, AMAYESH_DEV_TOKEN=TOKEN)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "server.py",
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            f"sqlite:///{db}",
+            "--store-key-file",
+            str(key_file),
+            "--snapshot",
+            str(snap),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    seconds = time.perf_counter() - t0
+    if not line.startswith("amayesh listening on "):
+        _stop(proc)
+        raise RuntimeError(f"server did not start: {line!r}")
+    return seconds, proc, line.split()[-1]
+
+
+def _wait_for(path: Path, proc: subprocess.Popen[str], limit_s: float = 4 * 3600) -> None:
+    t0 = time.perf_counter()
+    while not path.exists():
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited ({proc.returncode}) before writing {path}")
+        if time.perf_counter() - t0 > limit_s:
+            raise RuntimeError(f"no snapshot at {path} after {limit_s} s")
+        time.sleep(0.5)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=600)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _measure(
@@ -205,7 +256,9 @@ def _measure(
     return res
 
 
-def _engine_side(db: Path, key: bytes, probes: dict[str, Any], seed: int, n: int) -> dict[str, Any]:
+def _engine_side(
+    db: Path, key: bytes, snap: Path, probes: dict[str, Any], seed: int, n: int
+) -> dict[str, Any]:
     from matcher.engine import Engine
     from matcher.store import Store
     from matcher.thresholds import Thresholds
@@ -213,7 +266,7 @@ def _engine_side(db: Path, key: bytes, probes: dict[str, Any], seed: int, n: int
     store = Store.open(f"sqlite:///{db}", key)
     try:
         engine = Engine(store, Thresholds.load())
-        engine.load()
+        engine.load(snapshot_path=snap)
         return _measure(engine, probes, np.random.default_rng(seed), n, via_grpc=False)
     finally:
         store.close()
@@ -226,6 +279,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--probes", type=int, default=200, help="calls timed per kind")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--workdir",
+        help="keep the filled store, its probes and the snapshot here and reuse them next time "
+        "(the same sizes and seed); default: a temporary folder",
+    )
     p.set_defaults(func=main)
 
 
