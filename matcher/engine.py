@@ -28,6 +28,7 @@ import os
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +80,10 @@ class Identification:
     threshold: float
     fpir: float
     decided_by: str
+
+
+def _features_of(templates: list[FingerTemplate]) -> list[FingerFeatures]:
+    return [features(t) for t in templates]
 
 
 @dataclass(frozen=True)
@@ -183,9 +188,17 @@ class Engine:
             if progress:
                 progress(done)
         ids = list(by_row)
-        for start in range(0, len(ids), LOAD_BATCH):
-            chunk = ids[start : start + LOAD_BATCH]
-            self._fingers.add(np.asarray(chunk, np.int64), [by_row[r] for r in chunk])
+        with ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="amayesh-load") as pool:
+            for start in range(0, len(ids), LOAD_BATCH):
+                chunk = ids[start : start + LOAD_BATCH]
+                persons = [by_row[r] for r in chunk]
+                flat = [t for p in persons for t in p.values()]
+                # Cylinders take ~1 ms a finger and their kernels release the GIL: all cores.
+                parts = [flat[i : i + 500] for i in range(0, len(flat), 500)]
+                built = iter([f for part in pool.map(_features_of, parts) for f in part])
+                self._fingers.add(
+                    np.asarray(chunk, np.int64), [{pos: next(built) for pos in p} for p in persons]
+                )
         for iris_rows, eyes, iris_templates in self.store.iter_irises(LOAD_BATCH, rows):
             for eye in EYES:
                 sel = [k for k, e in enumerate(eyes) if e == eye]
