@@ -50,6 +50,7 @@ from matcher.thresholds import Thresholds
 EYES = ("L", "R")
 IRIS_NO_OVERLAP = 1.0  # a normalised HD no real comparison reaches: "could not compare"
 LOAD_BATCH = 20_000
+IRIS_SCREENED_FROM = 50_000  # codes per eye from which 1:N short-lists with the screened search
 MAX_RESULTS = 1_000  # candidates one Identify may ask for: an ABIS list, not a gallery dump
 
 
@@ -514,7 +515,12 @@ class Engine:
         for eye, it in probe.irises.items():
             g = self._irises[eye]
             if len(g):
-                found = g.search(it.code, it.mask, k=min(want, len(g)))
+                # Large galleries: the screened search (a quarter of each code first). It only
+                # short-lists; scores come from the exact 1:1 below. Its screen (raw HD 0.40 on
+                # the sample) sits far above any decision threshold (normalised HD 0.29 at
+                # FMR 1e-4), and its recall of the exact top-1 measured 1.0 (README, Iris engine).
+                exact = len(g) < IRIS_SCREENED_FROM
+                found = g.search(it.code, it.mask, k=min(want, len(g)), exact=exact)
                 hd, ids = found[0], found[1]
                 rows.update(int(i) for i, h in zip(ids, hd, strict=True) if i >= 0 and h < 1)
         return sorted(rows)

@@ -197,3 +197,22 @@ def test_restart_galleries_equal_the_store(tmp_path: Path, world: World) -> None
             (c.person_id, c.scores) for c in answers[k].candidates
         ]
     again.store.close()
+
+
+def test_screened_shortlist_answers_as_the_exact_one(
+    engine: Engine, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large galleries short-list irises with the screened search; on these probes it must
+    give the same candidates, with the same (exact) scores."""
+    import matcher.engine
+
+    def answers() -> list[list[tuple[str, dict[str, float]]]]:
+        return [
+            [(c.person_id, c.scores) for c in engine.identify({}, world.iris_probes[k]).candidates]
+            for k in range(PERSONS)
+        ]
+
+    exact = answers()
+    monkeypatch.setattr(matcher.engine, "IRIS_SCREENED_FROM", 0)
+    assert answers() == exact
+    assert sum(bool(a) for a in exact) >= PERSONS - PERSONS // 3  # persons with irises found
