@@ -19,6 +19,7 @@ import json
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import faiss
@@ -45,22 +46,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     numba.set_num_threads(args.threads)
     faiss.omp_set_num_threads(args.threads)
     t0 = time.perf_counter()
+    saved = args.gallery_file is not None and Path(args.gallery_file).exists()
     with ThreadPoolExecutor(args.threads) as pool:
-        enrolled = _features(args.gallery, args.seed, 0, pool)
+        enrolled = [] if saved else _features(args.gallery, args.seed, 0, pool)
         probes = _features(args.probes, args.seed, 1, pool)
     features_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    gallery = FingerGallery()
-    # Large batches: each add copies the gallery's arrays once.
-    step = max(4096, len(enrolled) // 8)
-    for lo in tqdm(range(0, len(enrolled), step), desc="gallery add", file=sys.stderr):
-        batch = enrolled[lo : lo + step]
-        gallery.add(np.arange(lo, lo + len(batch)), batch)
+    if saved:  # built by an earlier run with the same --gallery and --seed
+        gallery = FingerGallery.load(args.gallery_file)
+        if len(gallery) != args.gallery:
+            raise SystemExit(
+                f"{args.gallery_file} holds {len(gallery)} templates, not {args.gallery}"
+            )
+    else:
+        gallery = FingerGallery()
+        # Large batches: each add copies the gallery's arrays once.
+        step = max(4096, len(enrolled) // 8)
+        for lo in tqdm(range(0, len(enrolled), step), desc="gallery add", file=sys.stderr):
+            batch = enrolled[lo : lo + step]
+            gallery.add(np.arange(lo, lo + len(batch)), batch)
+        if args.gallery_file is not None:
+            gallery.save(args.gallery_file)
     add_s = time.perf_counter() - t0
     # The same index the gallery keeps, built in one go (as loading a version-1 file does).
     build_s = None
-    if not args.no_rebuild:
+    if not args.no_rebuild and not saved:
         t0 = time.perf_counter()
         index = FingerIndex()
         index.add(
@@ -140,7 +151,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "index": round(index_bytes),
             "total": round(gallery_bytes + index_bytes),
         },
-        "setup_s": {"features": round(features_s, 1), "gallery_add": round(add_s, 1)},
+        "setup_s": {
+            "features": round(features_s, 1),
+            "gallery_add" if not saved else "gallery_load": round(add_s, 1),
+        },
     }
 
 
@@ -153,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--no-rebuild", action="store_true", help="skip timing a one-go index build (saves RAM)"
+    )
+    parser.add_argument(
+        "--gallery-file",
+        help="load the gallery from this file if it exists (an earlier run's, same --gallery and "
+        "--seed), else build it and save it there",
     )
     parser.add_argument("--json", action="store_true", help="one line of JSON")
     args = parser.parse_args(argv)
