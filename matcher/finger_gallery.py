@@ -337,9 +337,10 @@ class FingerGallery:
         return cls.from_state(arrays, path)
 
     @classmethod
-    def from_state(cls, arrays: Mapping[str, npt.NDArray[Any]], where: str) -> FingerGallery:
+    def from_state(cls, arrays: Mapping[str, Any], where: str) -> FingerGallery:
         """The gallery :meth:`state` gave (or a version 1 file's arrays); :class:`InvalidTemplate`
-        naming ``where`` if they are inconsistent."""
+        naming ``where`` if they are inconsistent. ``arrays["index"]`` may also be a
+        :class:`FingerIndex` read already."""
         path = where
         want = {"version", "x", "y", "t", "bits", "mask", "offsets", "row_ids", "alive"}
         version = int(arrays["version"]) if "version" in arrays else 0
@@ -390,9 +391,13 @@ class FingerGallery:
             )
             if not serials_ok:
                 raise InvalidTemplate(f"{path}: template serials are inconsistent")
-            if arrays["index"].dtype != np.uint8 or arrays["index"].ndim != 1:
+            given = arrays["index"]
+            if isinstance(given, FingerIndex):  # read by the caller (FingerIndex.read)
+                g._index = given
+            elif given.dtype != np.uint8 or given.ndim != 1:
                 raise InvalidTemplate(f"{path}: the candidate index is not a byte array")
-            g._index = FingerIndex.deserialize(arrays["index"])
+            else:
+                g._index = FingerIndex.deserialize(given)
         # The index holds every row's cylinders, tombstoned ones too, until compact().
         if version == 1 or g._index.ntotal != FingerIndex.indexed_count(g._bits):
             g._index = FingerIndex()

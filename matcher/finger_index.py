@@ -51,6 +51,7 @@ safe to change while searched).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import faiss
@@ -253,6 +254,21 @@ class FingerIndex:
             index = faiss.deserialize_index_binary(np.ascontiguousarray(blob, np.uint8))
         except RuntimeError as exc:  # faiss reports unreadable input as RuntimeError
             raise InvalidTemplate(f"not a finger index ({exc})") from exc
+        return cls._checked(index)
+
+    @classmethod
+    def read(cls, read: Callable[[int], bytes]) -> FingerIndex:
+        """:meth:`deserialize` from a stream: ``read(n)`` gives the next ``n`` bytes of what
+        :meth:`serialize` wrote. faiss fills its own arrays as it reads, so a gigabyte index
+        is never held twice."""
+        try:
+            index = faiss.read_index_binary(faiss.PyCallbackIOReader(read))  # type: ignore[attr-defined]
+        except RuntimeError as exc:
+            raise InvalidTemplate(f"not a finger index ({exc})") from exc
+        return cls._checked(index)
+
+    @classmethod
+    def _checked(cls, index: Any) -> FingerIndex:
         if index.d != CODE_BITS or not isinstance(
             index, faiss.IndexBinaryIDMap | faiss.IndexBinaryIVF
         ):

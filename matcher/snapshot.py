@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from matcher import __version__, finger_params
 from matcher.crypto import Sealer
+from matcher.finger_index import FingerIndex
 from matcher.gallery import IrisGallery
 from matcher.person_gallery import POSITIONS, PersonFingerGallery
 from matcher.sealed_file import SealedReader, SealedWriter, read_arrays, write_arrays
@@ -130,10 +131,13 @@ def read(path: str | os.PathLike[str], sealer: Sealer, iris_layout: Mapping[str,
     where = str(path)
     try:
         with SealedReader(path, sealer, PURPOSE) as r:
-            meta, arrays = read_arrays(r)
+            # The finger indexes (a third of the bytes) go straight into faiss.
+            meta, arrays = read_arrays(
+                r, {f"finger.{p}.index": FingerIndex.read for p in POSITIONS}
+            )
     except FileNotFoundError:
         raise SnapshotUnusable(f"no snapshot at {where}") from None
-    except (OSError, StoreIntegrityError) as exc:
+    except (OSError, StoreIntegrityError, InvalidTemplate) as exc:
         raise SnapshotUnusable(str(exc)) from exc
     got = meta.get("format") if isinstance(meta, dict) else None
     if got != FORMAT:

@@ -24,7 +24,7 @@ def world() -> World:
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunks of 1 KiB, so every test file spans many chunks."""
     monkeypatch.setattr(sealed_file, "CHUNK_BYTES", 1024)
-    monkeypatch.setattr(sealed_file, "_MAX_SEALED", 1024 + 64)
+    monkeypatch.setattr(sealed_file, "_MAX_SEALED", 1024 + sealed_file.CHUNK_OVERHEAD)
 
 
 SEALER = Sealer(bytes(range(32)))
@@ -183,13 +183,15 @@ def test_an_unusable_snapshot_is_ignored(tmp_path: Path, world: World) -> None:
     e.save_snapshot(snap)
     expected = _answers(e, world)
     e.store.close()
-    data = bytearray(snap.read_bytes())
-    data[-10] ^= 1
-    snap.write_bytes(bytes(data))
-    again, report = _engine(tmp_path, world, snap)
-    assert report.source == "store" and "failed authentication" in report.note
-    assert _answers(again, world) == expected
-    again.store.close()
+    good = snap.read_bytes()
+    for at in (len(good) // 3, len(good) // 2, len(good) - 10):  # arrays, finger index, end
+        data = bytearray(good)
+        data[at] ^= 1
+        snap.write_bytes(bytes(data))
+        again, report = _engine(tmp_path, world, snap)
+        assert report.source == "store" and "authentication" in report.note, report.note
+        assert _answers(again, world) == expected
+        again.store.close()
     # Another store's key cannot open it either.
     other = tmp_path / "other"
     other.mkdir()
@@ -253,3 +255,25 @@ def test_server_restarts_from_its_snapshot(tmp_path: Path) -> None:
             assert all(cand.person_id != "S-1" for cand in c.identify(irises=people[1].codes("L")))
     finally:
         server.kill()
+
+
+def test_finger_index_read_from_a_stream(world: World) -> None:
+    from matcher.finger import features
+    from matcher.finger_gallery import FingerGallery
+    from matcher.finger_index import FingerIndex
+
+    g = FingerGallery()
+    g.add(list(range(PERSONS)), [world.fingers[k][1] for k in range(PERSONS)])
+    blob = g.state()["index"].tobytes()
+    pos = 0
+
+    def read(n: int) -> bytes:
+        nonlocal pos
+        out = blob[pos : pos + n]
+        pos += len(out)
+        return out
+
+    index = FingerIndex.read(read)
+    assert pos == len(blob) and index.ntotal == g._index.ntotal  # noqa: SLF001
+    probe = features(world.finger_probes[3][1])
+    assert np.array_equal(index.search(probe.bits)[1], g._index.search(probe.bits)[1])  # noqa: SLF001
