@@ -92,14 +92,15 @@ IVF_TRAIN_PER_LIST = 64
 #: the first 1 % were 97.4, 98.2 and 98.8 % of 500 with 1/128, 1/64 and 1/16 of the lists.
 IVF_PROBE_FRACTION = 1.0 / 64.0
 #: Nearest cylinders each probe cylinder asks for: grows with the index so that the Hamming
-#: radius they cover, and with it the chance that a mate's cylinder is among them, stays about
-#: the same as the gallery grows (249 at 20,000 templates, 1,242 at 100,000; capped from about
-#: 170,000). More neighbours bring a hard mate more votes and impostors more noise, which step 3
-#: filters: at 20,000 templates 83, 664 and 2,048 neighbours found 97.8, 98.2 and 98.2 % of
-#: mates in the first 1 %.
+#: radius they cover stays about the same as the gallery grows (249 at 20,000 templates), up to
+#: MAX_NEIGHBOURS (reached from about 40,000 templates). At 20,000 templates 83, 664 and 2,048
+#: neighbours found 97.8, 98.2 and 98.2 % of mates in the first 1 %. Past that more neighbours
+#: bring impostors more votes than mates: at 1,000,000 templates (200 probes, mates first by the
+#: exhaustive search for every probe the index missed) 2,048 / 1,024 / 768 / 640 / 512 neighbours
+#: put the mate first for 196 / 198 / 199 / 199 / 200 probes; at 100,000, 1,242 and 768 both 197.
 NEIGHBOUR_FRACTION = 3e-4
 MIN_NEIGHBOURS = 64
-MAX_NEIGHBOURS = 2048
+MAX_NEIGHBOURS = 512
 #: Two votes agree (step 3) within these: rotation, and distance between the two minutiae. The
 #: distance allows the few pixels of plastic distortion and extraction noise of live scans.
 PAIR_ROTATION_TOLERANCE_RAD = math.radians(30.0)
