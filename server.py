@@ -480,7 +480,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     health_servicer.set(ENROLLMENT_SERVICE, not_serving)
     report = service.engine.load(snapshot_path=settings.snapshot)
     if settings.snapshot and report.note:
-        print(f"amayesh: gallery snapshot not used: {report.note}", file=sys.stderr, flush=True)
+        why = (
+            f"no gallery snapshot at {settings.snapshot} yet: galleries built from the store"
+            if not Path(settings.snapshot).exists()
+            else f"gallery snapshot not used: {report.note}"
+        )
+        print(f"amayesh: {why}", file=sys.stderr, flush=True)
     service.ready.set()
     service.metrics.set_counts(service.engine.counts())
     if settings.metrics_listen:
