@@ -106,6 +106,31 @@ class Sealer:
     def open(self, blob: bytes, aad: bytes) -> bytes:
         """The plaintext :meth:`seal` was given; :class:`StoreIntegrityError` if ``blob`` was
         altered, belongs to different ``aad`` (another row), or its key is not in the ring."""
+        aead, nonce, body, full_aad = self._envelope(blob, aad)
+        try:
+            return aead.decrypt(nonce, bytes(body), full_aad)
+        except InvalidTag:
+            raise self._forged(aad) from None
+
+    def open_into(self, blob: bytes | memoryview, aad: bytes, out: memoryview) -> int:
+        """:meth:`open` into ``out`` (at least the plaintext's length); returns that length.
+        For large files: no new buffer per call (fresh memory costs a page fault per 4 KiB)."""
+        aead, nonce, body, full_aad = self._envelope(blob, aad)
+        n = len(body) - TAG_BYTES
+        try:
+            decrypt_into = getattr(aead, "decrypt_into", None)
+            if decrypt_into is not None:  # cryptography >= 45
+                decrypt_into(nonce, body, full_aad, out[:n])
+            else:
+                out[:n] = aead.decrypt(nonce, bytes(body), full_aad)
+        except InvalidTag:
+            raise self._forged(aad) from None
+        return n
+
+    def _envelope(
+        self, blob: bytes | memoryview, aad: bytes
+    ) -> tuple[AESGCM, bytes, memoryview, bytes]:
+        """Checks the envelope: ``(cipher of its key, nonce, ciphertext with tag, full aad)``."""
         if len(blob) < _OVERHEAD:
             raise StoreIntegrityError(
                 f"stored value for {aad.decode(errors='replace')} is {len(blob)} bytes, shorter "
@@ -117,43 +142,20 @@ class Sealer:
                 f"stored value for {aad.decode(errors='replace')} was sealed with key id "
                 f"{blob[0]}, which this store's key ring lacks (known: {sorted(self._aead)})"
             )
-        try:
-            nonce, body = bytes(blob[1 : 1 + NONCE_BYTES]), bytes(blob[1 + NONCE_BYTES :])
-            return aead.decrypt(nonce, body, bytes(blob[:1]) + aad)
-        except InvalidTag:
-            raise StoreIntegrityError(
-                f"stored value for {aad.decode(errors='replace')} failed authentication: it was "
-                "altered, copied from another row, or sealed with a different key"
-            ) from None
-
-    def open_into(self, blob: bytes | memoryview, aad: bytes, out: memoryview) -> int:
-        """:meth:`open` into ``out`` (at least the plaintext's length); returns that length.
-        For large files: no new buffer per call (fresh memory costs a page fault per 4 KiB)."""
-        n = len(blob) - _OVERHEAD
-        if n < 0:
-            raise StoreIntegrityError(
-                f"sealed chunk of {aad.decode(errors='replace')} is {len(blob)} bytes: damaged"
-            )
-        aead = self._aead.get(blob[0])
-        if aead is None:
-            raise StoreIntegrityError(
-                f"{aad.decode(errors='replace')} was sealed with key id {blob[0]}, which this "
-                f"store's key ring lacks (known: {sorted(self._aead)})"
-            )
         view = memoryview(blob)
-        nonce = bytes(view[1 : 1 + NONCE_BYTES])
-        try:
-            decrypt_into = getattr(aead, "decrypt_into", None)
-            if decrypt_into is not None:  # cryptography >= 45
-                decrypt_into(nonce, view[1 + NONCE_BYTES :], bytes(view[:1]) + aad, out[:n])
-            else:
-                out[:n] = aead.decrypt(nonce, bytes(view[1 + NONCE_BYTES :]), bytes(view[:1]) + aad)
-        except InvalidTag:
-            raise StoreIntegrityError(
-                f"{aad.decode(errors='replace')} failed authentication: altered, from another "
-                "file, or sealed with a different key"
-            ) from None
-        return n
+        return (
+            aead,
+            bytes(view[1 : 1 + NONCE_BYTES]),
+            view[1 + NONCE_BYTES :],
+            bytes(view[:1]) + aad,
+        )
+
+    @staticmethod
+    def _forged(aad: bytes) -> StoreIntegrityError:
+        return StoreIntegrityError(
+            f"stored value for {aad.decode(errors='replace')} failed authentication: it was "
+            "altered, copied from another row or file, or sealed with a different key"
+        )
 
 
 def parse_key(data: bytes | str, source: str) -> bytes:
