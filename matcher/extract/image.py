@@ -198,7 +198,46 @@ def _decode_cv(buf: bytes, fmt: str) -> GreyImage:
     return as_grey(img)
 
 
+#: Longest a WSQ decode may take before the image is refused (a 4096 x 4096 image takes < 1 s).
+WSQ_TIMEOUT_S: Final = 30.0
+
+
 def _decode_wsq(buf: bytes) -> GreyImage:
+    """WSQ through the PyPI ``wsq`` codec, in a child process (:mod:`matcher.extract.wsq_child`):
+    the codec is native code that crashes (SIGSEGV) on some damaged files, found by fuzzing;
+    isolated, a crash refuses the image instead of taking the matching service down. Cost: one
+    interpreter start a WSQ image (~0.2 s here)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[2])
+    code = (
+        f"import sys; sys.path.insert(0, {root!r}); "
+        "from matcher.extract.wsq_child import main; main()"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code], input=buf, capture_output=True, timeout=WSQ_TIMEOUT_S
+        )
+    except subprocess.TimeoutExpired:
+        raise InvalidImage(
+            f"wsq image: the decoder did not finish in {WSQ_TIMEOUT_S:.0f} s"
+        ) from None
+    out = done.stdout
+    if done.returncode != 0 or out[:2] not in (b"OK", b"NO"):
+        raise InvalidImage(
+            f"corrupt wsq image: the WSQ decoder failed on it (exit status {done.returncode})"
+        )
+    if out[:2] == b"NO":
+        raise InvalidImage(out[2:].decode(errors="replace"))
+    h, w = int.from_bytes(out[2:6], "little"), int.from_bytes(out[6:10], "little")
+    if len(out) != 10 + h * w:
+        raise InvalidImage("corrupt wsq image: the decoder's answer is incomplete")
+    return np.frombuffer(out[10:], np.uint8).reshape(h, w).copy()
+
+
+def _decode_wsq_here(buf: bytes) -> GreyImage:
     import wsq  # noqa: F401  # registers the WSQ plugin with Pillow
     from PIL import Image
 

@@ -152,3 +152,24 @@ def test_damaged_images_decode_or_are_refused_never_crash(
     # Damage a decoder tolerates still yields a well-formed image within the limits.
     assert out.pixels.dtype == np.uint8 and out.pixels.ndim == 2
     assert 16 <= min(out.pixels.shape) and max(out.pixels.shape) <= MAX_SIDE_PX
+
+
+def test_a_crashing_or_hanging_wsq_decoder_refuses_the_image(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The native WSQ codec runs in a child process: a child that dies of SIGSEGV (as the codec
+    does on some damaged files) or overruns its time refuses the image; the caller lives on."""
+    import sys
+
+    import matcher.extract.image as image
+
+    crasher = tmp_path / "crasher"
+    crasher.write_text("#!/bin/sh\nkill -SEGV $$\n")
+    crasher.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(crasher))
+    with pytest.raises(InvalidImage, match="WSQ decoder failed"):
+        decode_image(_SAMPLES["wsq"])
+    monkeypatch.undo()
+    monkeypatch.setattr(image, "WSQ_TIMEOUT_S", 0.001)
+    with pytest.raises(InvalidImage, match="did not finish"):
+        decode_image(_SAMPLES["wsq"])
+    monkeypatch.undo()
+    assert decode_image(_SAMPLES["wsq"]).pixels.shape == PICTURE.shape
