@@ -601,27 +601,7 @@ class Store:
         :class:`DuplicateId` if ``person_id`` exists, also when another thread or process
         enrols it at the same moment (the UNIQUE constraint decides; exactly one wins).
         """
-        pid = check_person_id(person_id)
-        _check_actor(actor)
-        meta_text = _meta_text(meta or {})
-        samples = _prepare(bio)
-        if not samples.fingers and not samples.irises:
-            raise InvalidTemplate(f"enrolling {pid!r}: no finger or iris templates given")
-        now = _now()
-        with self._write() as conn:
-            try:
-                row_id = conn.execute(
-                    persons.insert()
-                    .values(
-                        person_id=pid, created_at=now, updated_at=now, version=1, meta=meta_text
-                    )
-                    .returning(persons.c.row_id)
-                ).scalar_one()
-            except sa.exc.IntegrityError:
-                raise DuplicateId(f"person {pid!r} is already enrolled") from None
-            self._put_samples(conn, int(row_id), samples)
-            self._append_audit(conn, actor, "enroll", pid, samples.describe(), now)
-        return int(row_id)
+        return self.enroll_many([(person_id, bio, meta)], actor)[0]
 
     def enroll_many(
         self, people: Sequence[tuple[str, Biometrics, Mapping[str, Any] | None]], actor: Actor
