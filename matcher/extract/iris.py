@@ -124,7 +124,7 @@ def extract_iris(
         raise InvalidTemplate(f"eye must be 'L' or 'R', got {eye!r}")
     work, scale = _working_copy(image)
     filled, reflections = remove_reflections(work)
-    pupil = detect_pupil(filled)
+    pupil = detect_pupil(filled, work)
     limbus = detect_limbus(filled, pupil)
     n_angular = geometry.columns * POLAR_ANGULAR_PER_COLUMN
     polar, inside = rubber_sheet(filled, reflections, pupil, limbus, POLAR_RADIAL, n_angular)

@@ -74,8 +74,10 @@ BAND_OUTER: Final = 0.86
 #: Log-Gabor centre wavelength along the angle, in code columns, and bandwidth sigma/f0.
 GABOR_WAVELENGTH_COLUMNS: Final = 12.0
 GABOR_SIGMA_ON_F: Final = 0.5
-#: Radial Gaussian smoothing of the filter response, as a fraction of the encoded band.
-GABOR_RADIAL_SIGMA_FRAC: Final = 0.06
+#: Radial Gaussian smoothing of the filter response, as a fraction of the encoded band. Narrow
+#: enough that the 8 rings are nearly independent (more degrees of freedom, a narrower impostor
+#: distribution): 0.03-0.04 measured FNMR 0.63 % at FMR 1e-4 on IITD, 0.06 gave 0.84 %.
+GABOR_RADIAL_SIGMA_FRAC: Final = 0.04
 #: Fraction of each bit channel's valid samples with the smallest response magnitude that are
 #: masked as fragile (K. Hollingsworth, K. Bowyer, P. Flynn, "The best bits in an iris code",
 #: IEEE TPAMI 31(6), 2009).

@@ -3,12 +3,16 @@
 Algorithm steps
 1. A grey closing with a disc about 2.5 % of the image side erases eyelashes and other thin
    dark structures; a light blur follows. This runs on a copy about 120 px on its short side.
-2. Dark blobs at a ladder of thresholds between the darkest level and the median: every
-   connected component whose largest inscribed disc (distance transform) lies in the plausible
-   pupil range is scored by the share of its area that disc covers, its size and
-   darkness; the best one's inscribed disc seeds the boundary (lashes or eyelid glued to the
-   pupil add area but do not move the disc).
-   Scoring the threshold ladder makes the step independent of the camera's exposure.
+2. Dark blobs at a ladder of thresholds between the darkest level and the median, in the image
+   as captured (filling reflections turns bright skin between lashes into dark patches):
+   every connected component whose largest inscribed disc (distance transform) lies in the
+   plausible pupil range is scored by how isolated that disc is (the share of a ring just
+   outside it that is not in the blob: the iris surrounds a pupil, while a lash mass or a dark
+   image corner goes on past its disc), its size and darkness, halved when the disc is cut by
+   the image border. A good blob nested in the best one at a pupil-to-iris ratio is the pupil
+   inside a dark iris. The pupil's inscribed disc seeds the boundary (lashes glued to the pupil
+   add area but do not move the disc). Scoring the threshold ladder makes the step independent
+   of the camera's exposure.
 3. Refinement on gradients (twice, re-centring each time): along 96 rays from the centre, the
    strongest dark-to-bright radial derivative within 0.6-1.5 seed radii is an edge point; a
    robust circle (outliers from eyelids, lashes and reflections rejected), then an ellipse when
@@ -30,6 +34,7 @@ from matcher.extract.iris_boundary import polar_sample as _polar
 from matcher.extract.iris_params import (
     LASH_CLOSING_FRAC,
     PUPIL_EDGE_BAND,
+    PUPIL_IRIS_RATIO_RANGE,
     PUPIL_MAX_RADIUS_FRAC,
     PUPIL_MIN_RADIUS_FRAC,
     PUPIL_THRESHOLDS,
@@ -56,6 +61,44 @@ def _fill_holes(binary: U8Array) -> U8Array:
     mask = np.zeros((h + 4, w + 4), np.uint8)
     cv2.floodFill(flood, mask, (0, 0), 2)
     return (flood[1:-1, 1:-1] != 2).astype(np.uint8)
+
+
+def _ring_outside(labels: npt.NDArray[np.int32], j: int, cx: int, cy: int, r: float) -> float:
+    """Share of the in-image ring ``r + 1 .. 1.4 r + 2`` about ``(cx, cy)`` not labelled ``j``."""
+    h, w = labels.shape
+    outer = 1.4 * r + 2.0
+    x0, x1 = max(0, int(cx - outer)), min(w, int(cx + outer) + 1)
+    y0, y1 = max(0, int(cy - outer)), min(h, int(cy + outer) + 1)
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    d2 = (xx - cx) ** 2 + (yy - cy) ** 2
+    ring = (d2 >= (r + 1.0) ** 2) & (d2 <= outer**2)
+    n = int(ring.sum())
+    if n == 0:
+        return 0.0
+    return float(np.count_nonzero(labels[y0:y1, x0:x1][ring] != j)) / n
+
+
+def _pupil_of(
+    found: list[tuple[float, float, float, float]],
+) -> tuple[float, float, float, float] | None:
+    """The pupil among the blobs ``(score, cx, cy, r)``: the best, or a good one nested in it.
+
+    A dark iris can itself be a round, isolated blob at a higher threshold, and with a small
+    pupil it outscores it on size; a round blob inside it, of a pupil-to-iris ratio in range, is
+    the pupil then. Ties keep the earliest (darkest threshold).
+    """
+    if not found:
+        return None
+    best = max(found, key=lambda c: c[0])
+    lo_ratio, hi_ratio = PUPIL_IRIS_RATIO_RANGE
+    nested = [
+        c
+        for c in found
+        if c[0] >= 0.5 * best[0]
+        and lo_ratio * best[3] <= c[3] <= hi_ratio * best[3]
+        and math.hypot(c[1] - best[1], c[2] - best[2]) < best[3] - c[3]
+    ]
+    return max(nested, key=lambda c: c[0]) if nested else best
 
 
 def _seed(image: U8Array) -> tuple[float, float, float]:
@@ -86,7 +129,7 @@ def _seed(image: U8Array) -> tuple[float, float, float]:
         raise QualityTooLow("no pupil found: the image has no dark region against its median")
     rmin = max(1.5, PUPIL_MIN_RADIUS_FRAC * side)
     rmax = PUPIL_MAX_RADIUS_FRAC * side
-    best: tuple[float, float, float, float] | None = None
+    found: list[tuple[float, float, float, float]] = []
     for i in range(1, PUPIL_THRESHOLDS + 1):
         t = lo + (med - lo) * 0.6 * i / PUPIL_THRESHOLDS
         binary = _fill_holes((closed <= t).astype(np.uint8))
@@ -106,16 +149,19 @@ def _seed(image: U8Array) -> tuple[float, float, float]:
             if not rmin <= r_in <= rmax:
                 continue
             # The inscribed disc is the pupil's core; lashes or an eyelid glued to the blob add
-            # area but do not move it. Score: share of the blob that is that disc, roundness,
-            # size (tiny round specks are lash gaps) and darkness.
-            fill_in = min(1.0, math.pi * r_in * r_in / area)
+            # area but do not move it. Score: how much of a ring just outside that disc is
+            # outside the blob (a pupil is isolated by the brighter iris all round, except where
+            # lashes touch it; a dark corner or lash mass goes on past the disc), size (tiny
+            # round specks are lash gaps), a disc cut by the image border, and darkness.
+            by, bx = divmod(k_max, bw)
+            cx_s, cy_s = x0 + bx, y0 + by
+            isolated = _ring_outside(np.asarray(labels, np.int32), int(j), cx_s, cy_s, r_in)
             size = min(1.0, r_in / (_TYPICAL_PUPIL_FRAC * side))
-            border = x0 == 0 or y0 == 0 or x0 + bw >= sw or y0 + bh >= sh
-            score = fill_in**2 * size * (0.5 if border else 1.0)
+            border = min(cx_s, cy_s, sw - 1 - cx_s, sh - 1 - cy_s) < r_in
+            score = isolated**2 * size * (0.5 if border else 1.0)
             score *= 1.0 - 0.5 * (t - lo) / (med - lo)
-            if best is None or score > best[0] + 1e-9:
-                by, bx = divmod(k_max, bw)
-                best = (score, float(x0 + bx), float(y0 + by), r_in)
+            found.append((score, float(cx_s), float(cy_s), r_in))
+    best = _pupil_of(found)
     if best is None or best[0] < 0.1:
         raise QualityTooLow("no pupil found: no dark round region of plausible size")
     _, cx, cy, r = best
@@ -147,12 +193,17 @@ def _edge_points(
     return (cx + rr * np.cos(thetas))[ok], (cy + rr * np.sin(thetas))[ok]
 
 
-def detect_pupil(image: U8Array) -> Ellipse:
+def detect_pupil(image: U8Array, raw: U8Array | None = None) -> Ellipse:
     """The pupil boundary in ``image`` (grey uint8, reflections already filled).
+
+    ``raw``: the same image before reflections were filled, where the seed blob is searched
+    (default ``image``). Filling replaces bright skin seen between eyelashes with the lashes'
+    own dark level, which can form dark discs darker than the pupil; in the raw image a
+    reflection inside the pupil is only a hole, which the blob search fills.
 
     Raises :class:`~matcher.errors.QualityTooLow` when no plausible pupil is found.
     """
-    cx, cy, r = _seed(image)
+    cx, cy, r = _seed(image if raw is None else raw)
     side = min(image.shape)
     smooth = cv2.GaussianBlur(image, (0, 0), max(0.7, r / 25.0)).astype(np.float32)
     pupil = circle(cx, cy, r)

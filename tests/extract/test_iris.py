@@ -312,3 +312,25 @@ def test_real_genuine_below_impostor(shared_data_dir: Path) -> None:
                     (genuine if ka == kb else impostor).append(hd)
     assert max(genuine) < 0.3 < min(impostor), (genuine, impostor)
     assert max(genuine) + 0.1 < min(impostor)
+
+
+# Boundaries checked by eye on the images (pixels, +-6): cases where a dark lash mass at the
+# image border (074_L), bright skin between lashes filled as reflections (075_R), or the skin
+# beyond the eye corners (002/03_L) once took the place of the pupil or of the limbus.
+HARD_BOUNDARIES = {
+    "074/01_L": ((109, 94, 46), (101, 92, 107)),
+    "074/03_L": ((203, 104, 43), (196, 104, 103)),
+    "075/09_R": ((193, 93, 47), (195, 91, 109)),
+    "002/03_L": ((176, 81, 52), (170, 79, 116)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HARD_BOUNDARIES))
+def test_real_hard_boundaries(shared_data_dir: Path, name: str) -> None:
+    path = shared_data_dir / "iris" / "iitd" / f"{name}.png"
+    if not path.is_file():
+        pytest.skip(f"IITD iris image {path} is absent")
+    res = extract_iris(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE), eye=name[-1])
+    for found, (cx, cy, r) in zip((res.pupil, res.limbus), HARD_BOUNDARIES[name], strict=True):
+        assert math.hypot(found.cx - cx, found.cy - cy) < 6.0, (name, found)
+        assert abs(found.r - r) < 6.0, (name, found)
