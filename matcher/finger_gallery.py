@@ -188,7 +188,8 @@ class FingerGallery:
         template; a mate the index does not pick is missed. A gallery no larger than
         ``candidates`` is scanned whole, which is exact. ``exhaustive=True`` runs the matcher
         against every template (the yardstick for the index). Cost: indexed, one index search
-        plus ``candidates`` matches; exhaustive, one match per template (~25 us each on one core).
+        plus ``candidates`` matches; exhaustive, one match per template (~10 us each on one core;
+        templates proven below the k-th best skip the consolidation, about a sixth of a match).
         """
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
             raise InvalidTemplate(f"k must be a positive integer, got {k!r}")
@@ -199,12 +200,13 @@ class FingerGallery:
             raise InvalidTemplate("candidates applies to the indexed search, not exhaustive=True")
         probe = template if isinstance(template, FingerFeatures) else features(template)
         offsets, gallery, rows, row_ids = self._snapshot()
-        scores = finger_cpu.scan(probe.kernel_args(), offsets, gallery, rows)
-        order = np.lexsort((rows, -scores))[:k]
-        pad = int(k) - order.size
+        # Exact top k of the full scan (same scores, same tie order), skipping the consolidation
+        # of templates proven below the k-th best.
+        top = finger_cpu.scan_top(probe.kernel_args(), offsets, gallery, rows, int(k))
+        pad = int(k) - top.scores.size
         return (
-            np.concatenate([scores[order], np.full(pad, -np.inf)]),
-            np.concatenate([row_ids[rows[order]], np.full(pad, -1, np.int64)]),
+            np.concatenate([top.scores, np.full(pad, -np.inf)]),
+            np.concatenate([row_ids[top.templates], np.full(pad, -1, np.int64)]),
         )
 
     def score(
@@ -281,10 +283,9 @@ class FingerGallery:
                 for p, e in zip(probes, ends, strict=True)
             ]
         for i, (probe, rows) in enumerate(zip(probes, picks, strict=True)):
-            scores = finger_cpu.scan(probe.kernel_args(), offsets, gallery, rows)
-            order = np.lexsort((rows, -scores))[:k]
-            out_scores[i, : order.size] = scores[order]
-            out_ids[i, : order.size] = row_ids[rows[order]]
+            top = finger_cpu.scan_top(probe.kernel_args(), offsets, gallery, rows, int(k))
+            out_scores[i, : top.scores.size] = top.scores
+            out_ids[i, : top.scores.size] = row_ids[top.templates]
         return out_scores, out_ids
 
     # ----------------------------------------------------------------------------- save/load
