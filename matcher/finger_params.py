@@ -69,3 +69,27 @@ COMPAT_DIRECTION_MU_RAD = math.pi / 12.0
 COMPAT_DIRECTION_TAU = -30.0
 COMPAT_RADIAL_MU_RAD = math.pi / 12.0
 COMPAT_RADIAL_TAU = -30.0
+
+# ---------------------------------------------------------------------- geometric check
+#: After relaxation the score is weighed by a global check of the alignment (the issue's
+#: "geometric verification of the top pairs"; cf. the pairing stage of Bozorth-type matchers
+#: and of SourceAFIS). Each of the most efficient relaxed pairs proposes a rigid transform (its
+#: rotation and translation); under each, every minutia of A takes the nearest free minutia of B
+#: within a distance and direction tolerance. The transform pairing the most minutiae wins.
+#: Measured on FVC2002 DB1_B / DB3_B mindtct minutiae: EER 2.14 % / 6.07 % without the check,
+#: 1.43 % / 4.29 % with it (3 to 8 hypotheses, 25-30 px overlap, weight 2-3 all within 0.35 %;
+#: 2 hypotheses 2.14 % / 5.36 %). It costs about 6 us a match (3 x na x nb distance tests).
+GEOMETRIC_HYPOTHESES = 3
+#: Tolerances of a paired minutia after alignment (px; rad).
+GEOMETRIC_DISTANCE_PX = 15.0
+GEOMETRIC_DIRECTION_RAD = 0.4
+#: A minutia is in the common area when a minutia of the other template lies this close to it
+#: after alignment: the denominator of the paired share counts only those (small sensors
+#: overlap in part, so unpaired minutiae outside the common area say nothing).
+GEOMETRIC_OVERLAP_PX = 30.0
+#: Common-area counts below this are taken as this: a handful of paired minutiae in a tiny
+#: overlap is not evidence of a mate.
+GEOMETRIC_MIN_OVERLAP = 6
+#: The paired share ``g = n^2 / (n_A n_B)`` (in [0, 1]) weighs the MCC score ``s`` as
+#: ``s (1 + w g) / (1 + w)``: never above ``s``, so an upper bound of ``s`` bounds the score.
+GEOMETRIC_WEIGHT = 3.0

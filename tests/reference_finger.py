@@ -198,4 +198,47 @@ def match_reference(a, b, min_cells: int) -> float:  # type: ignore[no-untyped-d
         )
     )
     order = np.argsort(-(lam / lam0), kind="stable")
-    return float(min(1.0, max(0.0, lam[order[:n_score]].sum() / n_score)))
+    mcc = float(min(1.0, max(0.0, lam[order[:n_score]].sum() / n_score)))
+    g = paired_share_reference(a, b, [pairs[p][:2] for p in order])
+    return mcc * (1 + fp.GEOMETRIC_WEIGHT * g) / (1 + fp.GEOMETRIC_WEIGHT)
+
+
+def paired_share_reference(a, b, pairs) -> float:  # type: ignore[no-untyped-def]
+    """The geometric check by its definition: ``pairs`` (i, j) most efficient first."""
+    xa, ya, ta = a[0], a[1], a[2]
+    xb, yb, tb = b[0], b[1], b[2]
+    best = None
+    for i0, j0 in pairs[: fp.GEOMETRIC_HYPOTHESES]:
+        rot = angle_diff(ta[i0], tb[j0])
+        c, s = math.cos(rot), math.sin(rot)
+        tx = xa[i0] - (c * xb[j0] - s * yb[j0])
+        ty = ya[i0] - (s * xb[j0] + c * yb[j0])
+        bx = [c * x - s * y + tx for x, y in zip(xb, yb, strict=True)]
+        by = [s * x + c * y + ty for x, y in zip(xb, yb, strict=True)]
+        taken: set[int] = set()
+        for i in range(len(xa)):
+            near = [
+                (math.hypot(xa[i] - bx[j], ya[i] - by[j]) ** 2, j)
+                for j in range(len(xb))
+                if j not in taken
+                and math.hypot(xa[i] - bx[j], ya[i] - by[j]) < fp.GEOMETRIC_DISTANCE_PX
+                and abs(angle_diff(ta[i], tb[j] + rot)) < fp.GEOMETRIC_DIRECTION_RAD
+            ]
+            if near:
+                taken.add(min(near)[1])
+        r = fp.GEOMETRIC_OVERLAP_PX
+        n_a = sum(
+            any(math.hypot(xa[i] - bx[j], ya[i] - by[j]) < r for j in range(len(xb)))
+            for i in range(len(xa))
+        )
+        n_b = sum(
+            any(math.hypot(xa[i] - bx[j], ya[i] - by[j]) < r for i in range(len(xa)))
+            for j in range(len(xb))
+        )
+        if best is None or len(taken) > best[0]:
+            best = (len(taken), n_a, n_b)
+    if not best or not best[0]:
+        return 0.0
+    n, n_a, n_b = best
+    floor = fp.GEOMETRIC_MIN_OVERLAP
+    return min(1.0, n * n / (max(n_a, floor) * max(n_b, floor)))

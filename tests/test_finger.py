@@ -149,3 +149,55 @@ def test_minutia_order_does_not_change_the_score(seed: int) -> None:
         match_reference(fa.kernel_args(), fb.kernel_args(), min_cells), abs=1e-9
     )
     assert got == pytest.approx(match(fa, fb), abs=1e-6)
+
+
+def test_geometric_check_pairs_a_rigidly_moved_copy_in_full() -> None:
+    """A copy rotated and shifted with no noise: every minutia pairs under the first hypothesis,
+    all are in the common area, so the paired share is exactly 1; an unrelated print pairs far
+    fewer."""
+    rng = np.random.default_rng(11)
+    a = random_template(rng, 40)
+    angle, c = 0.3, math.cos(0.3)
+    s = math.sin(0.3)
+    # Rotation about the centre in the y-up frame the kernels use, so it is exactly rigid there.
+    xa, ya, ta = features(a).kernel_args()[:3]
+    xb = c * (xa - 200) - s * (ya + 210) + 200 + 7.0
+    yb = s * (xa - 200) + c * (ya + 210) - 210 - 4.0
+    tb = (ta + angle) % (2 * math.pi)
+    n = xa.size
+    pairs = np.arange(n, dtype=np.int64)
+    order = np.arange(n, dtype=np.int64)
+    s = finger_cpu._new_scratch(n, n, n)
+    args = (xa, ya, ta, xb, yb, tb, pairs, pairs, order, n, finger_cpu.PARAMS, s)
+    assert finger_cpu._paired_share(*args) == pytest.approx(1.0)
+    other = features(random_template(rng, 40)).kernel_args()[:3]
+    m = min(n, other[0].size)
+    pairs_o = np.arange(m, dtype=np.int64)
+    s = finger_cpu._new_scratch(n, other[0].size, m)
+    unrelated = (xa, ya, ta, *other, pairs_o, pairs_o, pairs_o, m, finger_cpu.PARAMS, s)
+    assert finger_cpu._paired_share(*unrelated) < 0.5
+
+
+def test_geometric_check_never_raises_the_mcc_score() -> None:
+    """The check only weighs the MCC score down (so a bound on MCC bounds the score), and a
+    moved copy keeps more of it than an unrelated print does."""
+    rng = np.random.default_rng(12)
+    a = random_template(rng, 40)
+    mate, other = moved(a, rng, 0.25, 12, -8), random_template(rng, 40)
+    plain = finger_cpu.PARAMS.copy()
+    plain[finger_cpu._GEOMETRIC_WEIGHT] = 0.0
+    mc = finger_cpu.min_matchable_cells()
+    fa = features(a).kernel_args()
+    for b in (mate, other):
+        fb = features(b).kernel_args()
+        with_check = finger_cpu._match(*fa, *fb, mc, finger_cpu.PARAMS)
+        without = finger_cpu._match(*fa, *fb, mc, plain)
+        assert with_check <= without + 1e-12
+    fm, fo = features(mate).kernel_args(), features(other).kernel_args()
+    keep_mate = finger_cpu._match(*fa, *fm, mc, finger_cpu.PARAMS) / finger_cpu._match(
+        *fa, *fm, mc, plain
+    )
+    keep_other = finger_cpu._match(*fa, *fo, mc, finger_cpu.PARAMS) / max(
+        finger_cpu._match(*fa, *fo, mc, plain), 1e-12
+    )
+    assert keep_mate > keep_other

@@ -53,14 +53,21 @@ _SCORED_PAIRS_SIGMOID_MU = 19
 _SCORED_PAIRS_SIGMOID_TAU = 20
 _COMPAT_DISTANCE_CUT = 21
 _COMPAT_DIRECTION_CUT = 22
+_GEOMETRIC_HYPOTHESES = 23
+_GEOMETRIC_DISTANCE_PX = 24
+_GEOMETRIC_DIRECTION_RAD = 25
+_GEOMETRIC_OVERLAP_PX = 26
+_GEOMETRIC_MIN_OVERLAP = 27
+_GEOMETRIC_WEIGHT = 28
 
 
 def _params() -> npt.NDArray[np.float64]:
-    values = [getattr(fp, n) for n in _PARAM_NAMES[:-2]]
+    values = [getattr(fp, n) for n in _PARAM_NAMES[:-8]]
     # A compatibility sigmoid 1/(1+exp(-tau (v - mu))) is below 1e-4 once tau (v - mu) < -9.2:
     # past these cuts the kernel skips the trigonometry.
     values.append(fp.COMPAT_DISTANCE_MU_PX + 9.2 / abs(fp.COMPAT_DISTANCE_TAU))
     values.append(fp.COMPAT_DIRECTION_MU_RAD + 9.2 / abs(fp.COMPAT_DIRECTION_TAU))
+    values.extend(getattr(fp, n) for n in _PARAM_NAMES[-6:])
     return np.asarray(values, np.float64)
 
 
@@ -88,6 +95,12 @@ _PARAM_NAMES = [
     "SCORED_PAIRS_SIGMOID_TAU",
     "COMPAT_DISTANCE_CUT",
     "COMPAT_DIRECTION_CUT",
+    "GEOMETRIC_HYPOTHESES",
+    "GEOMETRIC_DISTANCE_PX",
+    "GEOMETRIC_DIRECTION_RAD",
+    "GEOMETRIC_OVERLAP_PX",
+    "GEOMETRIC_MIN_OVERLAP",
+    "GEOMETRIC_WEIGHT",
 ]
 PARAMS = _params()
 
@@ -391,6 +404,11 @@ _Scratch = namedtuple(
         "ub_nxt",
         "a_dist",  # (na, na) the probe's minutia distances and direction differences, filled
         "a_dir",  # once per probe by _probe_pairs: the probe side of every compatibility test
+        "g_x",  # (nb,) float64 x3: B's minutiae under one hypothesis of the geometric check
+        "g_y",
+        "g_t",
+        "g_taken",  # (nb,) bool: B minutia already paired / near an A minutia
+        "g_near",
     ],
 )
 
@@ -434,7 +452,83 @@ def _new_scratch(na, nb, n_pairs):  # type: ignore[no-untyped-def]
         np.empty(r),
         np.empty((na, na)),
         np.empty((na, na)),
+        np.empty(nb),
+        np.empty(nb),
+        np.empty(nb),
+        np.empty(nb, np.bool_),
+        np.empty(nb, np.bool_),
     )
+
+
+@njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _paired_share(xa, ya, ta, xb, yb, tb, pi, pj, order, n_p, prm, s):  # type: ignore[no-untyped-def]
+    """Geometric check: the share ``n^2 / (n_A n_B)`` of minutiae paired by the best transform.
+
+    Hypotheses are the rigid transforms of the first ``GEOMETRIC_HYPOTHESES`` pairs in ``order``
+    (B's minutia onto A's, directions included). Under each, A's minutiae in index order take
+    the nearest B minutia not yet taken within the tolerances (squared distance strictly
+    smallest, ties to the lower index); ``n`` counts them. ``n_A`` (``n_B``) counts minutiae with
+    a minutia of the other side within ``GEOMETRIC_OVERLAP_PX``, at least
+    ``GEOMETRIC_MIN_OVERLAP``. The first hypothesis with the largest ``n`` wins. ``s``: a
+    :data:`_Scratch` at least ``nb`` long (B's aligned minutiae and flags).
+    """
+    na = xa.shape[0]
+    nb = xb.shape[0]
+    tol2 = prm[_GEOMETRIC_DISTANCE_PX] * prm[_GEOMETRIC_DISTANCE_PX]
+    atol = prm[_GEOMETRIC_DIRECTION_RAD]
+    r2 = prm[_GEOMETRIC_OVERLAP_PX] * prm[_GEOMETRIC_OVERLAP_PX]
+    xt, yt, tt, taken, near_b = s.g_x, s.g_y, s.g_t, s.g_taken, s.g_near
+    best_n = -1.0
+    best_a = 0.0
+    best_b = 0.0
+    for h in range(min(int(prm[_GEOMETRIC_HYPOTHESES]), n_p)):
+        p = order[h]
+        i0 = pi[p]
+        j0 = pj[p]
+        rot = _angle_diff(ta[i0], tb[j0])
+        cs = math.cos(rot)
+        sn = math.sin(rot)
+        tx = xa[i0] - (cs * xb[j0] - sn * yb[j0])
+        ty = ya[i0] - (sn * xb[j0] + cs * yb[j0])
+        for j in range(nb):
+            xt[j] = cs * xb[j] - sn * yb[j] + tx
+            yt[j] = sn * xb[j] + cs * yb[j] + ty
+            tt[j] = tb[j] + rot
+            taken[j] = False
+            near_b[j] = False
+        n = 0.0
+        n_a = 0.0
+        for i in range(na):
+            nearest = tol2
+            pick = -1
+            near = False
+            for j in range(nb):
+                dx = xa[i] - xt[j]
+                dy = ya[i] - yt[j]
+                d2 = dx * dx + dy * dy
+                if d2 < r2:
+                    near = True
+                    near_b[j] = True
+                if d2 < nearest and not taken[j] and abs(_angle_diff(ta[i], tt[j])) < atol:
+                    nearest = d2
+                    pick = j
+            if pick >= 0:
+                taken[pick] = True
+                n += 1.0
+            if near:
+                n_a += 1.0
+        if n > best_n:
+            n_b = 0.0
+            for j in range(nb):
+                if near_b[j]:
+                    n_b += 1.0
+            best_n = n
+            best_a = n_a
+            best_b = n_b
+    if best_n <= 0.0:
+        return 0.0
+    floor = prm[_GEOMETRIC_MIN_OVERLAP]
+    return min(1.0, best_n * best_n / (max(best_a, floor) * max(best_b, floor)))
 
 
 @njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
@@ -793,7 +887,14 @@ def _match_into(xa, ya, ta, ca, ma, xb, yb, tb, cb, mb, min_cells, prm, thr, s):
     total = 0.0
     for q in range(min(n_score, n_p)):
         total += cur[order[q]]
-    return min(1.0, max(0.0, total / n_score))
+    mcc = min(1.0, max(0.0, total / n_score))
+    # The check below only weighs the score down: below the threshold already, it cannot rise.
+    if mcc * (1.0 + _BOUND_SLACK) + _BOUND_SLACK < thr:
+        return _PRUNED
+    # 5. Geometric check of the alignment the best pairs imply.
+    g = _paired_share(xa, ya, ta, xb, yb, tb, pi, pj, order, n_p, prm, s)
+    wg = prm[_GEOMETRIC_WEIGHT]
+    return mcc * (1.0 + wg * g) / (1.0 + wg)
 
 
 @njit(nogil=True, cache=True)

@@ -30,6 +30,10 @@ Algorithm steps (per gallery template; MCC, Cappelli, Ferrara, Maltoni, TPAMI 20
    efficient pairs, in a stable order as on the CPU: pairs compatible with no other pair all end
    with efficiency exactly ``RELAXATION_WEIGHT ** RELAXATION_ITERATIONS`` but different relaxed
    values, so the tie rule decides which of them count.
+5. Geometric check (:func:`finger_cpu._paired_share`): the rigid transforms of the first
+   GEOMETRIC_HYPOTHESES pairs in that order; under each, probe minutiae in index order take the
+   nearest free template minutia within the tolerances; the score is weighed by the share of
+   minutiae paired by the best transform.
 
 Thread mapping, and why
 -----------------------
@@ -84,6 +88,12 @@ from matcher.kernels.finger_cpu import (
     _COMPAT_DISTANCE_TAU,
     _COMPAT_RADIAL_MU_RAD,
     _COMPAT_RADIAL_TAU,
+    _GEOMETRIC_DIRECTION_RAD,
+    _GEOMETRIC_DISTANCE_PX,
+    _GEOMETRIC_HYPOTHESES,
+    _GEOMETRIC_MIN_OVERLAP,
+    _GEOMETRIC_OVERLAP_PX,
+    _GEOMETRIC_WEIGHT,
     _MAX_DIRECTION_DIFF_RAD,
     _MAX_SCORED_PAIRS,
     _MIN_SCORED_PAIRS,
@@ -178,6 +188,81 @@ def _stable_order(key, n, order):  # type: ignore[no-untyped-def]
             order[pos] = order[pos - 1]
             pos -= 1
         order[pos] = v
+
+
+@_device
+def _paired_share(px, py, pt, gx, gy, gt, lo, na, nb, pi, pj, order, n_p, prm):  # type: ignore[no-untyped-def]
+    """``finger_cpu._paired_share`` on the device: the geometric check, same steps and order.
+
+    B's transformed minutiae are recomputed where needed instead of stored (no scratch array of
+    ``nb`` floats per thread); ``taken`` and ``near`` flags are bit sets in 4 x 64-bit words.
+    """
+    tol2 = prm[_GEOMETRIC_DISTANCE_PX] * prm[_GEOMETRIC_DISTANCE_PX]
+    atol = prm[_GEOMETRIC_DIRECTION_RAD]
+    r2 = prm[_GEOMETRIC_OVERLAP_PX] * prm[_GEOMETRIC_OVERLAP_PX]
+    taken = cuda.local.array(4, np.uint64)
+    near_b = cuda.local.array(4, np.uint64)
+    best_n = -1.0
+    best_a = 0.0
+    best_b = 0.0
+    n_h = int(prm[_GEOMETRIC_HYPOTHESES])
+    if n_h > n_p:
+        n_h = n_p
+    for h in range(n_h):
+        p = order[h]
+        i0 = pi[p]
+        j0 = lo + pj[p]
+        rot = _angle_diff(pt[i0], gt[j0])
+        c = math.cos(rot)
+        s = math.sin(rot)
+        tx = px[i0] - (c * gx[j0] - s * gy[j0])
+        ty = py[i0] - (s * gx[j0] + c * gy[j0])
+        for k in range(4):
+            taken[k] = 0
+            near_b[k] = 0
+        n = 0.0
+        n_a = 0.0
+        for i in range(na):
+            nearest = tol2
+            pick = -1
+            near = False
+            for j in range(nb):
+                xt = c * gx[lo + j] - s * gy[lo + j] + tx
+                yt = s * gx[lo + j] + c * gy[lo + j] + ty
+                dx = px[i] - xt
+                dy = py[i] - yt
+                d2 = dx * dx + dy * dy
+                bit = np.uint64(1) << np.uint64(j & 63)
+                if d2 < r2:
+                    near = True
+                    near_b[j >> 6] |= bit
+                if (
+                    d2 < nearest
+                    and (taken[j >> 6] & bit) == 0
+                    and abs(_angle_diff(pt[i], gt[lo + j] + rot)) < atol
+                ):
+                    nearest = d2
+                    pick = j
+            if pick >= 0:
+                taken[pick >> 6] |= np.uint64(1) << np.uint64(pick & 63)
+                n += 1.0
+            if near:
+                n_a += 1.0
+        if n > best_n:
+            n_b = 0.0
+            for j in range(nb):
+                if (near_b[j >> 6] >> np.uint64(j & 63)) & np.uint64(1):
+                    n_b += 1.0
+            best_n = n
+            best_a = n_a
+            best_b = n_b
+    if best_n <= 0.0:
+        return 0.0
+    floor = prm[_GEOMETRIC_MIN_OVERLAP]
+    da = best_a if best_a > floor else floor
+    db = best_b if best_b > floor else floor
+    g = best_n * best_n / (da * db)
+    return g if g < 1.0 else 1.0
 
 
 @_device
@@ -373,7 +458,10 @@ def _match(px, py, pt, pc, pm, gx, gy, gt, gc, gm, lo, nb, min_cells, prm):  # t
         score = 0.0
     if score > 1.0:
         score = 1.0
-    return score
+    # 5. Geometric check of the alignment the best pairs imply.
+    g = _paired_share(px, py, pt, gx, gy, gt, lo, na, nb, pi, pj, order, n_p, prm)
+    wg = prm[_GEOMETRIC_WEIGHT]
+    return score * (1.0 + wg * g) / (1.0 + wg)
 
 
 # --------------------------------------------------------------------------------------------
