@@ -12,9 +12,9 @@ statistical independence", IEEE TPAMI 15(11), 1993, and "How iris recognition wo
 3. For every candidate centre (offset from the pupil centre by up to 0.6 pupil radii and 15 % of
    the candidate radius, the circle holding the pupil with a margin) and radius, the mean soft
    sign along the circle's arcs in those sectors (at least half of them inside the image); the
-   maximum is the limbus. A coarse grid of
-   centres first, then a one-pixel grid around the best, scored on the clipped derivative
-   itself (the soft sign is flat-topped and would not localise).
+   maximum is the limbus. A coarse grid of centres first, then a one-pixel grid around the
+   best, scored on the clipped derivative itself (the soft sign is flat-topped and would not
+   localise).
    The arc sums run in a numba kernel (``_circle_scores``); ``tests/extract/test_iris.py``
    compares it with a numpy reference.
 """

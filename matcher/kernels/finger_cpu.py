@@ -922,17 +922,23 @@ def _disc_cells() -> int:
 
 
 @njit(nogil=True, inline="always")
-def _gallery_slice(offsets, gc, t, scratch):  # type: ignore[no-untyped-def]
-    """Template ``t``'s cylinders copied into a contiguous ``(sections, m)`` view of ``scratch``:
-    a column slice of the gallery's ``(sections, total)`` array has an unknown stride to numba,
-    and the local similarity loop only vectorises over unit-stride rows."""
+def _match_template(
+    px, py, pt, pc, pm, offsets, gx, gy, gt, gc, gm, t, min_cells, prm, thr, s, scratch
+):  # type: ignore[no-untyped-def]
+    """:func:`_match_into` of the probe against gallery template ``t``. Its cylinders are first
+    copied into a contiguous ``(sections, m)`` view of ``scratch``: a column slice of the
+    gallery's ``(sections, total)`` array has an unknown stride to numba, and the local
+    similarity loop only vectorises over unit-stride rows."""
     lo = offsets[t]
-    m = offsets[t + 1] - lo
+    hi = offsets[t + 1]
+    m = hi - lo
     cb = scratch[: gc.shape[0] * m].reshape((gc.shape[0], m))
     for k in range(gc.shape[0]):
         for q in range(m):
             cb[k, q] = gc[k, lo + q]
-    return cb
+    return _match_into(
+        px, py, pt, pc, pm, gx[lo:hi], gy[lo:hi], gt[lo:hi], cb, gm[lo:hi], min_cells, prm, thr, s
+    )
 
 
 @njit(nogil=True, parallel=True, cache=True)
@@ -945,25 +951,24 @@ def _scan_kernel(
         s = _new_scratch(px.shape[0], max_len, int(prm[_RELAXATION_PAIRS]))
         _probe_pairs(px, py, pt, s)
         for r in range(ch * n // n_chunks, (ch + 1) * n // n_chunks):
-            t = rows[r]
-            lo = offsets[t]
-            hi = offsets[t + 1]
-            cb = _gallery_slice(offsets, gc, t, scratch)
-            out[r] = _match_into(
+            out[r] = _match_template(
                 px,
                 py,
                 pt,
                 pc,
                 pm,
-                gx[lo:hi],
-                gy[lo:hi],
-                gt[lo:hi],
-                cb,
-                gm[lo:hi],
+                offsets,
+                gx,
+                gy,
+                gt,
+                gc,
+                gm,
+                rows[r],
                 min_cells,
                 prm,
                 -np.inf,
                 s,
+                scratch,
             )
 
 
@@ -1007,28 +1012,12 @@ def _top_kernel(
         n_full = 0
         for r in range(ch * n // n_chunks, (ch + 1) * n // n_chunks):
             t = rows[r]
-            lo = offsets[t]
-            hi = offsets[t + 1]
-            cb = _gallery_slice(offsets, gc, t, scratch)
             # Strictly below a k-th best is out whatever the tie rule; -inf until k are kept.
             thr = ts[k - 1]
             for other in range(n_chunks):
                 thr = max(thr, top_s[other, k - 1])
-            v = _match_into(
-                px,
-                py,
-                pt,
-                pc,
-                pm,
-                gx[lo:hi],
-                gy[lo:hi],
-                gt[lo:hi],
-                cb,
-                gm[lo:hi],
-                min_cells,
-                prm,
-                thr,
-                s,
+            v = _match_template(
+                px, py, pt, pc, pm, offsets, gx, gy, gt, gc, gm, t, min_cells, prm, thr, s, scratch
             )
             if v == _PRUNED:
                 continue
