@@ -394,7 +394,8 @@ _Scratch = namedtuple(
         "e_p",  # (R * R,) int64, "e_q", "e_r12" (R * R,): pairs of pairs inside the cuts
         "e_q",
         "e_r12",
-        "rho",  # (R * R,) compatibility matrix
+        "rho_pq",  # (R * R,) x2: compatibility of each listed pair of pairs, from each end
+        "rho_qp",
         "lam0",  # (R,) each: relaxation state, efficiency, order, upper bounds
         "cur",
         "nxt",
@@ -443,6 +444,7 @@ def _new_scratch(na, nb, n_pairs):  # type: ignore[no-untyped-def]
         np.empty(r * r),
         np.empty(r * r, np.int64),
         np.empty(r * r, np.int64),
+        np.empty(r * r),
         np.empty(r * r),
         np.empty(r * r),
         np.empty(r),
@@ -868,8 +870,11 @@ def _match_into(xa, ya, ta, ca, ma, xb, yb, tb, cb, mb, min_cells, prm, thr, s):
             ub, ub_nxt = ub_nxt, ub
         if _top_mean(ub, n_p, n_score) * (1.0 + _BOUND_SLACK) + _BOUND_SLACK < thr:
             return _PRUNED
-    rho = s.rho[: n_p * n_p].reshape((n_p, n_p))
-    rho[:] = 0.0
+    # The compatibilities are kept as the list (most pairs of pairs are outside the cuts, so
+    # zero), and relaxation runs over it: for each pair the nonzero terms are added in the
+    # same order as a row of the full matrix would add them (listed pairs come ordered by
+    # their first pair, then their second), so the sums are those of the dense product.
+    rho_pq, rho_qp = s.rho_pq, s.rho_qp
     for e in range(n_e):
         p = e_p[e]
         q = e_q[e]
@@ -880,12 +885,12 @@ def _match_into(xa, ya, ta, ca, ma, xb, yb, tb, cb, mb, min_cells, prm, thr, s):
         # of segment a relative to segment b is needed (one atan2), and from the other end
         # both segments turn by pi, which cancels.
         dseg = math.atan2(bx * ay - by * ax, ax * bx + ay * by)
-        rho[p, q] = r12 * _sigmoid(
+        rho_pq[e] = r12 * _sigmoid(
             abs(_angle_diff(pta[p] - ptb[p], dseg)),
             prm[_COMPAT_RADIAL_MU_RAD],
             prm[_COMPAT_RADIAL_TAU],
         )
-        rho[q, p] = r12 * _sigmoid(
+        rho_qp[e] = r12 * _sigmoid(
             abs(_angle_diff(pta[q] - ptb[q], dseg)),
             prm[_COMPAT_RADIAL_MU_RAD],
             prm[_COMPAT_RADIAL_TAU],
@@ -896,11 +901,12 @@ def _match_into(xa, ya, ta, ca, ma, xb, yb, tb, cb, mb, min_cells, prm, thr, s):
     lam0[:] = lam[:n_p]
     cur[:] = lam[:n_p]
     for _ in range(iterations):
+        nxt[:] = 0.0
+        for e in range(n_e):
+            nxt[e_p[e]] += rho_pq[e] * cur[e_q[e]]
+            nxt[e_q[e]] += rho_qp[e] * cur[e_p[e]]
         for p in range(n_p):
-            acc = 0.0
-            for q in range(n_p):
-                acc += rho[p, q] * cur[q]
-            nxt[p] = w * cur[p] + (1.0 - w) * acc / max(n_p - 1, 1)
+            nxt[p] = w * cur[p] + (1.0 - w) * nxt[p] / max(n_p - 1, 1)
         cur[:] = nxt
     # 4. Score: the pairs that relaxation kept best, averaged over n_P.
     eff = s.eff
