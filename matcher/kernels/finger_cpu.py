@@ -371,7 +371,14 @@ def _best_partners(row_best, row_arg, col_best, col_arg, nb):  # type: ignore[no
 _Scratch = namedtuple(
     "_Scratch",
     [
-        "row",  # (nb,) one row of local similarities (only its direction-window runs are valid)
+        "v_row",  # (2 na + 8,) one B minutia's local similarities against a run of A
+        "rb2",  # (2 na + 8,) float64, "ra2" int64: best partner of each copy of each A minutia
+        "ra2",
+        "a2_w",  # (sections, 2 na + 8) uint64, "a2_m" (2 na + 8,) uint64: A's cylinders twice
+        "a2_m",
+        "a2_t",  # (2 na + 8,) float64 x2: A's directions twice, as they are and shifted by 2 pi
+        "a2_s",
+        "a_info",  # (1,) float64: 1 when A's directions are sorted ascending in [0, 2 pi)
         "row_best",  # (na,) float64, "row_arg" (na,) int64: each probe minutia's best partner
         "row_arg",
         "col_best",  # (nb,) float64, "col_arg" (nb,) int64: each template minutia's best partner
@@ -421,8 +428,16 @@ def _new_scratch(na, nb, n_pairs):  # type: ignore[no-untyped-def]
     na = max(na, 1)
     nb = max(nb, 1)
     r = max(n_pairs, 1)
+    n2 = 2 * na + 8
     return _Scratch(
-        np.empty(nb),
+        np.empty(n2),
+        np.zeros(n2),
+        np.zeros(n2, np.int64),
+        np.zeros((_SECTIONS, n2), np.uint64),
+        np.zeros(n2, np.uint64),
+        np.zeros(n2),
+        np.zeros(n2),
+        np.zeros(1),
         np.empty(na),
         np.empty(na, np.int64),
         np.empty(nb),
@@ -566,15 +581,30 @@ def _paired_share(xa, ya, ta, xb, yb, tb, pi, pj, order, n_p, prm, s):  # type: 
 
 
 @njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
-def _probe_pairs(xa, ya, ta, s):  # type: ignore[no-untyped-def]
-    """Fill ``s.a_dist, s.a_dir`` for probe ``xa, ya, ta``: the same operations as the
-    compatibility test of :func:`_match_into` would do per match, done once per probe."""
+def _probe_pairs(xa, ya, ta, ca, ma, s):  # type: ignore[no-untyped-def]
+    """Fill the probe's side of :func:`_match_into` in ``s``, once per probe: ``a_dist, a_dir``
+    (the same operations as its compatibility test would do per match), and A's cylinders,
+    masks and directions twice over (``a2_*``, the second copy of the directions shifted by
+    2 pi) with ``a_info`` saying whether the directions are sorted ascending in [0, 2 pi)."""
     na = xa.shape[0]
     for p in range(na):
         for q in range(na):
             ax, ay = xa[q] - xa[p], ya[q] - ya[p]
             s.a_dist[p, q] = math.sqrt(ax * ax + ay * ay)
             s.a_dir[p, q] = _angle_diff(ta[p], ta[q])
+    ascending = True
+    for i in range(na):
+        ascending &= (ta[i] >= 0.0) & (ta[i] < _TWO_PI)
+        if i:
+            ascending &= ta[i - 1] <= ta[i]
+    s.a_info[0] = 1.0 if ascending else 0.0
+    for c in range(2):
+        for i in range(na):
+            for k in range(_SECTIONS):
+                s.a2_w[k, c * na + i] = ca[k, i]
+            s.a2_m[c * na + i] = ma[i]
+            s.a2_t[c * na + i] = ta[i]
+            s.a2_s[c * na + i] = ta[i] + c * _TWO_PI
 
 
 @njit(nogil=True, inline="always")
@@ -619,143 +649,132 @@ def _match_into(xa, ya, ta, ca, ma, xb, yb, tb, cb, mb, min_cells, prm, thr, s):
     # maximum of its row (A) or column (B), ties to the lower index. The MCC paper's global top-n
     # can be filled by a few minutiae with many look-alike neighbours and leave others without
     # a candidate; the best partner of each minutia cannot.
-    row = s.row
     row_best, row_arg, col_best, col_arg = s.row_best, s.row_arg, s.col_best, s.col_arg
-    for i in range(na):
-        row_best[i] = 0.0
-        row_arg[i] = 0
+    rb2, ra2 = s.rb2, s.ra2
+    for i in range(2 * na):
+        rb2[i] = 0.0
+        ra2[i] = 0
     for j in range(nb):
         col_best[j] = 0.0
         col_arg[j] = 0
-    # Directions sorted ascending (as features() stores them) let each row visit only the B
-    # minutiae within the direction window: one or two contiguous runs, about half of B. The
-    # window is widened by a hair and the exact test stays in the loop, so the result is the
-    # same as visiting every entry; unsorted input simply visits all of B. Entries outside the
-    # runs are zero by definition and never read: a zero changes no row or column maximum.
-    c0b, c1b, c2b, c3b, c4b, c5b = cb[0], cb[1], cb[2], cb[3], cb[4], cb[5]
-    sorted_b = True
-    for j in range(1, nb):
-        sorted_b &= tb[j - 1] <= tb[j]
-    sorted_b &= (tb[0] >= 0.0) & (tb[nb - 1] < _TWO_PI)
+    # One minutia of B against a run of A at a time. A (the probe) is stored twice over by
+    # _probe_pairs, directions sorted ascending (as features() stores them) and the second
+    # copy shifted by 2 pi, so the A minutiae within B's direction window are one contiguous
+    # run, about half of A, whatever the wrap-around. The window is widened by a hair and the
+    # exact test stays in the loop, so the result is the same as visiting every entry; an
+    # unsorted A is visited whole. Entries outside the runs are zero by definition and never
+    # read: a zero changes no row or column maximum. Each A minutia's best is kept per copy
+    # and the two copies are merged at the end.
+    w0, w1, w2 = s.a2_w[0], s.a2_w[1], s.a2_w[2]
+    w3, w4, w5 = s.a2_w[3], s.a2_w[4], s.a2_w[5]
+    am, at, a_shift = s.a2_m, s.a2_t, s.a2_s[: 2 * na]
+    n2 = 2 * na
     window = prm[_MAX_DIRECTION_DIFF_RAD] + 1e-9
-    # The window edges as four running indices into tb: with the probe's directions ascending
-    # too, each edge only moves forward, so a row costs a step or two instead of binary
-    # searches; a probe direction lower than the previous one restarts them from 0. Each is
-    # the first index of tb above (strict) or at least at its threshold, as a search would give.
-    e_a0, e_a1, e_a0w, e_a1w = 0, 0, 0, 0
-    t_prev = -np.inf
-    for i in range(na):
-        ti = ta[i]
-        if not (ti >= t_prev):  # lower, or NaN on either side
-            e_a0, e_a1, e_a0w, e_a1w = 0, 0, 0, 0
-        t_prev = ti
-        lo1, hi1, lo2, hi2 = 0, nb, 0, 0
-        # Each run is padded to whole vectors of 8 (entries beyond the window compute to zero by
-        # the exact test): otherwise a run of ~20 spends most of its time in the scalar tail.
-        if sorted_b and window < math.pi and 0.0 <= ti < _TWO_PI:
-            a0 = ti - window
-            a1 = ti + window
+    use_window = (s.a_info[0] != 0.0) & (window < math.pi)
+    # The window edges as running indices into the doubled A: with B's directions ascending,
+    # each only moves forward; a window start lower than the previous one restarts them.
+    e_lo, e_hi = 0, 0
+    a_prev = -np.inf
+    for j in range(nb):
+        tj = tb[j]
+        lo, hi = 0, na
+        if use_window and 0.0 <= tj < _TWO_PI:
+            a0 = tj - window
             if a0 < 0.0:
-                e_a1 = _advance(tb, e_a1, a1, True)
-                e_a0w = _advance(tb, e_a0w, a0 + _TWO_PI, False)
-                lo1, hi1 = 0, e_a1
-                lo2, hi2 = e_a0w, nb
-            elif a1 >= _TWO_PI:
-                e_a0 = _advance(tb, e_a0, a0, False)
-                e_a1w = _advance(tb, e_a1w, a1 - _TWO_PI, True)
-                lo1, hi1 = e_a0, nb
-                lo2, hi2 = 0, e_a1w
-            else:
-                e_a0 = _advance(tb, e_a0, a0, False)
-                e_a1 = _advance(tb, e_a1, a1, True)
-                lo1, hi1 = e_a0, e_a1
-            lo1, hi1 = _pad_run(lo1, hi1, nb)
-            lo2, hi2 = _pad_run(lo2, hi2, nb)
-        mi = ma[i]
-        c0, c1, c2, c3, c4, c5 = ca[0, i], ca[1, i], ca[2, i], ca[3, i], ca[4, i], ca[5, i]
+                a0 += _TWO_PI
+            if not (a0 >= a_prev):
+                e_lo, e_hi = 0, 0
+            a_prev = a0
+            e_lo = _advance(a_shift, e_lo, a0, False)
+            e_hi = _advance(a_shift, max(e_hi, e_lo), a0 + 2.0 * window, True)
+            # Padded to whole vectors of 8 (entries beyond the window compute to zero by the
+            # exact test): otherwise a run of ~20 spends most of its time in the scalar tail.
+            # Never wider than A, so no minutia is visited twice.
+            lo, hi = _pad_run(e_lo, e_hi, n2)
+            if hi - lo > na:
+                lo, hi = 0, na
+        mj = mb[j]
+        c0, c1, c2, c3, c4, c5 = cb[0, j], cb[1, j], cb[2, j], cb[3, j], cb[4, j], cb[5, j]
+        width = hi - lo
+        # The six sections written out so the loop over A's run is the vectorised one. Slices,
+        # not an offset loop: numba vectorises the loop only over unit-stride views.
+        rw = s.v_row[:width]
+        ats, ams = at[lo:hi], am[lo:hi]
+        d0, d1, d2 = w0[lo:hi], w1[lo:hi], w2[lo:hi]
+        d3, d4, d5 = w3[lo:hi], w4[lo:hi], w5[lo:hi]
+        for k in range(width):
+            dt = ats[k] - tj
+            dt -= _TWO_PI * math.floor((dt + math.pi) / _TWO_PI)  # into [-pi, pi)
+            m = ams[k] & mj
+            x0, y0 = d0[k] & m, c0 & m
+            x1, y1 = d1[k] & m, c1 & m
+            x2, y2 = d2[k] & m, c2 & m
+            x3, y3 = d3[k] & m, c3 & m
+            x4, y4 = d4[k] & m, c4 & m
+            x5, y5 = d5[k] & m, c5 & m
+            d = (
+                _popcount(x0 ^ y0)
+                + _popcount(x1 ^ y1)
+                + _popcount(x2 ^ y2)
+                + _popcount(x3 ^ y3)
+                + _popcount(x4 ^ y4)
+                + _popcount(x5 ^ y5)
+            )
+            sa = (
+                _popcount(x0)
+                + _popcount(x1)
+                + _popcount(x2)
+                + _popcount(x3)
+                + _popcount(x4)
+                + _popcount(x5)
+            )
+            sb = (
+                _popcount(y0)
+                + _popcount(y1)
+                + _popcount(y2)
+                + _popcount(y3)
+                + _popcount(y4)
+                + _popcount(y5)
+            )
+            # Branch-free, so the loop vectorises; a zero denominator is masked by ``ok``.
+            ok = (
+                (abs(dt) <= prm[_MAX_DIRECTION_DIFF_RAD])
+                & (_popcount(m) >= min_cells)
+                & (sa + sb > 0)
+            )
+            # Square roots of the counts converted to double, not a table: three gathers a
+            # vector cost more than three vector square roots (measured); both are the
+            # correctly rounded root, so the value is the same.
+            den = math.sqrt(float(sa)) + math.sqrt(float(sb))
+            sim = 1.0 - math.sqrt(float(d)) / (den + (0.0 if ok else 1.0))
+            rw[k] = sim if ok else 0.0
+        # B's best partner (its column maximum) and A's best partners, in their own loops:
+        # folded into the loop above they cost more (the maximum stops it vectorising).
         best = 0.0
-        for run in range(2):
-            lo = lo1 if run == 0 else lo2
-            hi = hi1 if run == 0 else hi2
-            # The six sections written out so the loop over B's minutiae is the vectorised one.
-            # Slices, not an offset loop: numba vectorises the loop only over unit-stride views.
-            rw = row[lo:hi]
-            tbs = tb[lo:hi]
-            mbs = mb[lo:hi]
-            d0, d1, d2 = c0b[lo:hi], c1b[lo:hi], c2b[lo:hi]
-            d3, d4, d5 = c3b[lo:hi], c4b[lo:hi], c5b[lo:hi]
-            cbst = col_best[lo:hi]
-            carg = col_arg[lo:hi]
-            for j in range(hi - lo):
-                dt = ti - tbs[j]
-                dt -= _TWO_PI * math.floor((dt + math.pi) / _TWO_PI)  # into [-pi, pi)
-                m = mi & mbs[j]
-                x0, y0 = c0 & m, d0[j] & m
-                x1, y1 = c1 & m, d1[j] & m
-                x2, y2 = c2 & m, d2[j] & m
-                x3, y3 = c3 & m, d3[j] & m
-                x4, y4 = c4 & m, d4[j] & m
-                x5, y5 = c5 & m, d5[j] & m
-                d = (
-                    _popcount(x0 ^ y0)
-                    + _popcount(x1 ^ y1)
-                    + _popcount(x2 ^ y2)
-                    + _popcount(x3 ^ y3)
-                    + _popcount(x4 ^ y4)
-                    + _popcount(x5 ^ y5)
-                )
-                sa = (
-                    _popcount(x0)
-                    + _popcount(x1)
-                    + _popcount(x2)
-                    + _popcount(x3)
-                    + _popcount(x4)
-                    + _popcount(x5)
-                )
-                sb = (
-                    _popcount(y0)
-                    + _popcount(y1)
-                    + _popcount(y2)
-                    + _popcount(y3)
-                    + _popcount(y4)
-                    + _popcount(y5)
-                )
-                # Branch-free, so the loop vectorises; a zero denominator is masked by ``ok``.
-                ok = (
-                    (abs(dt) <= prm[_MAX_DIRECTION_DIFF_RAD])
-                    & (_popcount(m) >= min_cells)
-                    & (sa + sb > 0)
-                )
-                # Square roots of the counts converted to double, not a table: three gathers a
-                # vector cost more than three vector square roots (measured); both are the
-                # correctly rounded root, so the value is the same.
-                den = math.sqrt(float(sa)) + math.sqrt(float(sb))
-                sim = 1.0 - math.sqrt(float(d)) / (den + (0.0 if ok else 1.0))
-                rw[j] = sim if ok else 0.0
-            # Row maximum and column maxima in their own loops: folded into the loop above
-            # they cost more (measured: the maximum stops it vectorising, the selects slow it).
-            for j in range(hi - lo):
-                best = max(best, rw[j])
-            # Strictly greater: an equal later row keeps the earlier one. Padded runs may
-            # overlap; a second visit of an entry brings an equal value, which changes nothing.
-            for j in range(hi - lo):
-                v = rw[j]
-                better = v > cbst[j]
-                cbst[j] = v if better else cbst[j]
-                carg[j] = i if better else carg[j]
+        for k in range(width):
+            best = max(best, rw[k])
         if best > 0.0:
-            # The first index holding the maximum (runs may overlap once padded).
-            first = nb
-            for run in range(2):
-                lo = lo1 if run == 0 else lo2
-                hi = hi1 if run == 0 else hi2
-                j = lo
-                while j < hi and row[j] != best:
-                    j += 1
-                if j < hi:
-                    first = min(first, j)
-            row_best[i] = best
-            row_arg[i] = first
+            # The lowest A index holding it (a run may wrap into the second copy).
+            first = n2
+            for k in range(width):
+                i = lo + k
+                i = i - na if i >= na else i
+                first = min(first, i if rw[k] == best else n2)
+            col_best[j] = best
+            col_arg[j] = first
+        # Strictly greater: an equal later B minutia keeps the earlier one.
+        rbs, ras = rb2[lo:hi], ra2[lo:hi]
+        for k in range(width):
+            v = rw[k]
+            better = v > rbs[k]
+            rbs[k] = v if better else rbs[k]
+            ras[k] = j if better else ras[k]
+    for i in range(na):
+        # The two copies of each A minutia: the larger, equal ones to the lower B index.
+        v1, v2 = rb2[i], rb2[i + na]
+        take2 = (v2 > v1) | ((v2 == v1) & (ra2[i + na] < ra2[i]))
+        row_best[i] = v2 if take2 else v1
+        row_arg[i] = ra2[i + na] if take2 else ra2[i]
     n_cand = _rank_candidates(
         row_best[:na],
         row_arg,
@@ -939,7 +958,7 @@ def _match_into(xa, ya, ta, ca, ma, xb, yb, tb, cb, mb, min_cells, prm, thr, s):
 def _match(xa, ya, ta, ca, ma, xb, yb, tb, cb, mb, min_cells, prm):  # type: ignore[no-untyped-def]
     """:func:`_match_into` never pruned, with its own scratch (one 1:1 match)."""
     s = _new_scratch(xa.shape[0], xb.shape[0], int(prm[_RELAXATION_PAIRS]))
-    _probe_pairs(xa, ya, ta, s)
+    _probe_pairs(xa, ya, ta, ca, ma, s)
     return _match_into(xa, ya, ta, ca, ma, xb, yb, tb, cb, mb, min_cells, prm, -np.inf, s)
 
 
@@ -987,7 +1006,7 @@ def _scan_kernel(
     for ch in prange(n_chunks):
         scratch = np.empty(gc.shape[0] * max_len, np.uint64)
         s = _new_scratch(px.shape[0], max_len, int(prm[_RELAXATION_PAIRS]))
-        _probe_pairs(px, py, pt, s)
+        _probe_pairs(px, py, pt, pc, pm, s)
         for r in range(ch * n // n_chunks, (ch + 1) * n // n_chunks):
             out[r] = _match_template(
                 px,
@@ -1044,7 +1063,7 @@ def _top_kernel(
     for ch in prange(n_chunks):
         scratch = np.empty(gc.shape[0] * max_len, np.uint64)
         s = _new_scratch(px.shape[0], max_len, int(prm[_RELAXATION_PAIRS]))
-        _probe_pairs(px, py, pt, s)
+        _probe_pairs(px, py, pt, pc, pm, s)
         ts = top_s[ch]
         tt = top_t[ch]
         n_full = 0

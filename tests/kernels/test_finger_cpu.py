@@ -109,7 +109,7 @@ def test_bound_never_prunes_a_score_at_or_above_the_threshold(population) -> Non
     for p in probes:
         a = p.kernel_args()
         s = finger_cpu._new_scratch(p.n, max(f.n for f in feats), finger_cpu.fp.RELAXATION_PAIRS)
-        finger_cpu._probe_pairs(a[0], a[1], a[2], s)
+        finger_cpu._probe_pairs(*a, s)
         for f in feats[::3]:
             b = f.kernel_args()
             want = match_reference(a, b, min_cells)
