@@ -410,8 +410,6 @@ _Scratch = namedtuple(
         "order",
         "ub",
         "ub_nxt",
-        "a_dist",  # (na, na) the probe's minutia distances and direction differences, filled
-        "a_dir",  # once per probe by _probe_pairs: the probe side of every compatibility test
         "g_x",  # (nb + 8,) float64 x3: B's minutiae under one hypothesis of the geometric
         "g_y",  # check, padded past nb with far-away points
         "g_t",
@@ -469,8 +467,6 @@ def _new_scratch(na, nb, n_pairs):  # type: ignore[no-untyped-def]
         np.empty(r, np.int64),
         np.empty(r),
         np.empty(r),
-        np.empty((na, na)),
-        np.empty((na, na)),
         np.empty(nb + 8),
         np.empty(nb + 8),
         np.empty(nb + 8),
@@ -582,16 +578,10 @@ def _paired_share(xa, ya, ta, xb, yb, tb, pi, pj, order, n_p, prm, s):  # type: 
 
 @njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _probe_pairs(xa, ya, ta, ca, ma, s):  # type: ignore[no-untyped-def]
-    """Fill the probe's side of :func:`_match_into` in ``s``, once per probe: ``a_dist, a_dir``
-    (the same operations as its compatibility test would do per match), and A's cylinders,
+    """Fill the probe's side of :func:`_match_into` in ``s``, once per probe: A's cylinders,
     masks and directions twice over (``a2_*``, the second copy of the directions shifted by
     2 pi) with ``a_info`` saying whether the directions are sorted ascending in [0, 2 pi)."""
     na = xa.shape[0]
-    for p in range(na):
-        for q in range(na):
-            ax, ay = xa[q] - xa[p], ya[q] - ya[p]
-            s.a_dist[p, q] = math.sqrt(ax * ax + ay * ay)
-            s.a_dir[p, q] = _angle_diff(ta[p], ta[q])
     ascending = True
     for i in range(na):
         ascending &= (ta[i] >= 0.0) & (ta[i] < _TWO_PI)
@@ -636,10 +626,10 @@ def _match_into(xa, ya, ta, ca, ma, xb, yb, tb, cb, mb, min_cells, prm, thr, s):
     """MCC-style score in [0, 1] of two feature sets (only minutiae with valid cylinders), or
     ``_PRUNED`` when a proven upper bound of the score is below ``thr`` (``-inf``: never).
 
-    ``ca``/``cb`` are section-major ``(sections, n)`` so the row of local similarities of one
-    minutia of A against every minutia of B is a vectorisable loop over B. ``s`` is a
-    :data:`_Scratch` at least as large as the inputs, with ``s.a_dist, s.a_dir`` filled for A
-    by :func:`_probe_pairs`. The score, when returned, is the same double whatever ``thr``.
+    ``ca``/``cb`` are section-major ``(sections, n)``. ``s`` is a :data:`_Scratch` at least as
+    large as the inputs, with A's side filled by :func:`_probe_pairs` (A's doubled cylinders,
+    against which the local similarities of one minutia of B are a vectorisable loop). The
+    score, when returned, is the same double whatever ``thr``.
     """
     na = xa.shape[0]
     nb = xb.shape[0]
@@ -825,21 +815,23 @@ def _match_into(xa, ya, ta, ca, ma, xb, yb, tb, cb, mb, min_cells, prm, thr, s):
     dd_m = s.dd[: n_p * n_p].reshape((n_p, n_p))
     dt_m = s.dt[: n_p * n_p].reshape((n_p, n_p))
     for p in range(n_p):
-        # The probe's side (distance, direction difference) is read from a_dist / a_dir. The
-        # loop starts early enough to be whole vectors of 8 (entries q <= p are computed and
-        # not read): the scalar tail would otherwise cost as much as the vector part. Slices
-        # from q0 and a loop from 0, as in step 1: indices that numba cannot prove
-        # non-negative get wrap-around selects, and LLVM turns every load into a gather.
-        dist_a = s.a_dist[pi[p]]
-        dir_a = s.a_dir[pi[p]]
+        # Both sides computed from the pairs' gathered minutiae (contiguous loads; reading the
+        # probe's side from a table of its minutiae was two gathers a vector). The loop starts
+        # early enough to be whole vectors of 8 (entries q <= p are computed and not read):
+        # the scalar tail would otherwise cost as much as the vector part. Slices from q0 and
+        # a loop from 0, as in step 1: indices that numba cannot prove non-negative get
+        # wrap-around selects, and LLVM turns every load into a gather.
         q0 = _pad_run(p + 1, n_p, n_p)[0]
-        xq, yq, tq, iq = pxb[q0:n_p], pyb[q0:n_p], ptb[q0:n_p], pi[q0:n_p]
+        xq, yq, tq = pxb[q0:n_p], pyb[q0:n_p], ptb[q0:n_p]
+        uq, vq, sq = pxa[q0:n_p], pya[q0:n_p], pta[q0:n_p]
         ddq, dtq = dd_m[p, q0:n_p], dt_m[p, q0:n_p]
         xbp, ybp, tbp = pxb[p], pyb[p], ptb[p]
+        xap, yap, tap = pxa[p], pya[p], pta[p]
         for k in range(n_p - q0):
+            ax, ay = uq[k] - xap, vq[k] - yap
             bx, by = xq[k] - xbp, yq[k] - ybp
-            ddq[k] = abs(dist_a[iq[k]] - math.sqrt(bx * bx + by * by))
-            dtq[k] = abs(_angle_diff(dir_a[iq[k]], _angle_diff(tbp, tq[k])))
+            ddq[k] = abs(math.sqrt(ax * ax + ay * ay) - math.sqrt(bx * bx + by * by))
+            dtq[k] = abs(_angle_diff(_angle_diff(tap, sq[k]), _angle_diff(tbp, tq[k])))
     # Past these a sigmoid is below 1e-4 and the compatibility is defined as zero (part of the
     # score, not only a shortcut). The pairs of pairs inside the cuts are listed branch-free
     # (write always, advance on a pass): a pass is rare and unpredictable. Distance and
