@@ -178,9 +178,12 @@ class FingerGallery:
         k: int = 10,
         exhaustive: bool = False,
         candidates: int | None = None,
+        min_score: float | None = None,
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
         """The ``k`` most similar templates: ``(scores, ids)``, scores descending (ties by
-        enrolment order), padded with ``-inf`` / ``-1``.
+        enrolment order), padded with ``-inf`` / ``-1``; with ``min_score`` (a decision
+        threshold, e.g. :meth:`matcher.thresholds.Thresholds.for_fpir`), only those scoring
+        at least that, which also lets the search skip most of the work on the others.
 
         Indexed (the default): the candidate index (:mod:`matcher.finger_index`) picks
         ``candidates`` templates (default 1 % of the gallery, at least 256) and the full matcher
@@ -188,14 +191,14 @@ class FingerGallery:
         template; a mate the index does not pick is missed. A gallery no larger than
         ``candidates`` is scanned whole, which is exact. ``exhaustive=True`` runs the matcher
         against every template (the yardstick for the index). Cost: indexed, one index search
-        plus ``candidates`` matches; exhaustive, one match per template (~17 us each on one core;
-        templates proven below the k-th best skip the radial terms, the relaxation and the
-        geometric check).
+        plus ``candidates`` matches; exhaustive, one match per template (~16 us each on one core;
+        templates proven below the k-th best or ``min_score`` skip the radial terms, the
+        relaxation and the geometric check: ~10 us).
         """
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
             raise InvalidTemplate(f"k must be a positive integer, got {k!r}")
         if not exhaustive:
-            scores_b, ids_b = self.search_batch([template], k, False, candidates)
+            scores_b, ids_b = self.search_batch([template], k, False, candidates, min_score)
             return scores_b[0], ids_b[0]
         if candidates is not None:
             raise InvalidTemplate("candidates applies to the indexed search, not exhaustive=True")
@@ -203,7 +206,7 @@ class FingerGallery:
         offsets, gallery, rows, row_ids = self._snapshot()
         # Exact top k of the full scan (same scores, same tie order), skipping the consolidation
         # of templates proven below the k-th best.
-        top = finger_cpu.scan_top(probe.kernel_args(), offsets, gallery, rows, int(k))
+        top = finger_cpu.scan_top(probe.kernel_args(), offsets, gallery, rows, int(k), min_score)
         pad = int(k) - top.scores.size
         return (
             np.concatenate([top.scores, np.full(pad, -np.inf)]),
@@ -237,6 +240,7 @@ class FingerGallery:
         k: int = 10,
         exhaustive: bool = False,
         candidates: int | None = None,
+        min_score: float | None = None,
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
         """:meth:`search` for several probes: ``(scores, ids)`` of shape ``(P, k)``. Indexed, the
         probes' cylinders go to the index in one call."""
@@ -245,7 +249,7 @@ class FingerGallery:
                 raise InvalidTemplate(
                     "candidates applies to the indexed search, not exhaustive=True"
                 )
-            results = [self.search(t, k, True) for t in templates]
+            results = [self.search(t, k, True, None, min_score) for t in templates]
             if not results:
                 return np.zeros((0, k)), np.zeros((0, k), np.int64)
             return np.stack([r[0] for r in results]), np.stack([r[1] for r in results])
@@ -284,7 +288,9 @@ class FingerGallery:
                 for p, e in zip(probes, ends, strict=True)
             ]
         for i, (probe, rows) in enumerate(zip(probes, picks, strict=True)):
-            top = finger_cpu.scan_top(probe.kernel_args(), offsets, gallery, rows, int(k))
+            top = finger_cpu.scan_top(
+                probe.kernel_args(), offsets, gallery, rows, int(k), min_score
+            )
             out_scores[i, : top.scores.size] = top.scores
             out_ids[i, : top.scores.size] = row_ids[top.templates]
         return out_scores, out_ids

@@ -49,6 +49,24 @@ def test_mates_come_first(enrolled) -> None:  # type: ignore[no-untyped-def]
     assert np.all(np.diff(scores, axis=1) <= 0)
 
 
+def test_min_score_keeps_only_scores_at_least_it(enrolled) -> None:  # type: ignore[no-untyped-def]
+    """Exhaustive and indexed, one probe and a batch: the same answer as dropping every
+    score below the floor from the search without one, padded."""
+    ids, templates, probes = enrolled
+    g = _gallery(ids, templates)
+    for exhaustive in (True, False):
+        plain_s, plain_i = g.search_batch(probes, k=5, exhaustive=exhaustive)
+        floor = float(np.median(plain_s[:, 1]))
+        got_s, got_i = g.search_batch(probes, k=5, exhaustive=exhaustive, min_score=floor)
+        want_s = np.where(plain_s >= floor, plain_s, -np.inf)
+        want_i = np.where(plain_s >= floor, plain_i, -1)
+        assert np.array_equal(got_s, want_s) and np.array_equal(got_i, want_i)
+        one_s, one_i = g.search(probes[0], k=5, exhaustive=exhaustive, min_score=floor)
+        assert np.array_equal(one_s, want_s[0]) and np.array_equal(one_i, want_i[0])
+    with pytest.raises(InvalidTemplate):
+        g.search(probes[0], k=5, exhaustive=True, min_score="high")  # type: ignore[arg-type]
+
+
 def test_padding_removal_and_compaction(enrolled, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     ids, templates, probes = enrolled
     g = _gallery(ids[:4], templates[:4])

@@ -1044,7 +1044,8 @@ def _top_kernel(
     scored,
 ):  # type: ignore[no-untyped-def]
     """Each chunk of ``rows`` keeps its own best ``k`` (``top_s, top_t`` of shape
-    ``(n_chunks, k)``, score descending, equal scores by template index, padded -inf / -1) and
+    ``(n_chunks, k)``, score descending, equal scores by template index, padded with the
+    floor (``-inf``, or the caller's minimum score) / -1) and
     skips the consolidation of any template whose bound is below the highest k-th best any
     chunk has so far (``top_s[:, k - 1]``, read while other threads write it: each value read
     is some chunk's k-th best at some moment). No chunk's k-th best exceeds the whole scan's,
@@ -1075,7 +1076,10 @@ def _top_kernel(
             if v < ts[k - 1] or (v == ts[k - 1] and tt[k - 1] != -1 and t > tt[k - 1]):
                 continue
             q = k - 1
-            while q > 0 and (ts[q - 1] < v or (ts[q - 1] == v and tt[q - 1] > t)):
+            # Padding (template -1, at the floor) counts below a template of equal score.
+            while q > 0 and (
+                ts[q - 1] < v or (ts[q - 1] == v and (tt[q - 1] == -1 or tt[q - 1] > t))
+            ):
                 ts[q] = ts[q - 1]
                 tt[q] = tt[q - 1]
                 q -= 1
@@ -1138,22 +1142,38 @@ def scan_top(
     gallery: tuple[np.ndarray, ...],
     rows: npt.NDArray[np.int64],
     k: int,
+    min_score: float | None = None,
 ) -> TopK:
     """The ``k`` best of :func:`scan` over ``rows``, exactly as sorting its scores (score
-    descending, equal scores by ascending template index), with the same score values.
+    descending, equal scores by ascending template index), with the same score values;
+    with ``min_score``, only those scoring at least that (a decision threshold: what a
+    1:N identification or a duplicate search asks for).
 
     Branch and bound: a template whose upper bound on the score (relaxation run with the
     distance-and-direction compatibilities, which bound the full ones, see
-    :func:`_match_into`) is below the k-th best so far skips the radial terms and the
-    relaxation, about a sixth of a match. Same arguments as :func:`scan`.
-    Parallel over chunks of ``rows`` (one per thread); releases the GIL.
+    :func:`_match_into`) is below the k-th best so far, or below ``min_score``, skips the
+    radial terms, the relaxation and the geometric check (about two fifths of a match); one
+    whose MCC score is below them skips the geometric check. The geometric check weighs
+    impostor scores down to a third of their MCC score, so without ``min_score`` the k-th
+    best of an impostor-only gallery sits under every bound and little is skipped; a
+    decision threshold sits above nearly every impostor's bound. Same arguments as
+    :func:`scan`. Parallel over chunks of ``rows`` (one per thread); releases the GIL.
     """
     offsets, rows = _check_scan_args(offsets, gallery, rows)
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
         raise InvalidTemplate(f"k must be a positive integer, got {k!r}")
+    floor = -np.inf
+    if min_score is not None:
+        if isinstance(min_score, bool) or not isinstance(min_score, float | int | np.number):
+            raise InvalidTemplate(f"min_score must be a number, got {min_score!r}")
+        floor = float(min_score)
+        if math.isnan(floor):
+            raise InvalidTemplate("min_score must not be NaN")
     k = int(min(k, max(rows.shape[0], 1)))
     n_chunks = max(1, min(rows.shape[0], numba.get_num_threads()))
-    top_s = np.full((n_chunks, k), -np.inf)
+    # The floor stands in for the k-th best until k templates reach it: a template scoring
+    # exactly the floor is still kept (the kernel skips only what is proven strictly below).
+    top_s = np.full((n_chunks, k), floor)
     top_t = np.full((n_chunks, k), -1, np.int64)
     scored = np.zeros(n_chunks, np.int64)
     if rows.shape[0]:

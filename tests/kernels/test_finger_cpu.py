@@ -63,6 +63,52 @@ def test_scan_top_equals_sorting_the_scan(population, k: int, threads: int) -> N
         numba.set_num_threads(before)
 
 
+@pytest.mark.parametrize("k", [1, 3, 10])
+def test_scan_top_with_a_floor_equals_filtering_the_scan(population, k: int) -> None:  # type: ignore[no-untyped-def]
+    """With ``min_score``: the k best of the scores at least that high, nothing below it,
+    the same doubles; a floor equal to a score keeps that template (ties included)."""
+    feats, probes = population
+    offsets, gallery = _csr(feats + [probes[0]] * 3)  # three equal scores, exactly the floor
+    rows = np.arange(len(feats) + 3)[::-1].copy()
+    for p in probes:
+        scores = finger_cpu.scan(p.kernel_args(), offsets, gallery, rows)
+        for floor in (0.0, float(np.median(scores)), float(np.sort(scores)[-2]), 2.0):
+            keep = scores >= floor
+            order = np.lexsort((rows[keep], -scores[keep]))[:k]
+            top = finger_cpu.scan_top(p.kernel_args(), offsets, gallery, rows, k, floor)
+            assert top.templates.tolist() == rows[keep][order].tolist()
+            assert top.scores.tolist() == scores[keep][order].tolist()
+    # The copies (and the probe's own template, enrolled twice) all score exactly the floor.
+    scores = finger_cpu.scan(probes[0].kernel_args(), offsets, gallery, rows)
+    floor = float(scores[0])
+    assert (scores == floor).sum() >= 3
+    top = finger_cpu.scan_top(probes[0].kernel_args(), offsets, gallery, rows, 2, floor)
+    assert top.templates.tolist() == sorted(rows[scores == floor].tolist())[:2]
+    for bad in ("0.5", float("nan"), True):
+        with pytest.raises(InvalidTemplate):
+            finger_cpu.scan_top(probes[0].kernel_args(), offsets, gallery, rows, 2, bad)  # type: ignore[arg-type]
+
+
+def test_scan_top_with_a_floor_skips_impostors(population) -> None:  # type: ignore[no-untyped-def]
+    """A floor above every impostor's bound: the impostor probe is matched in full against
+    almost nothing (its k-th best never rises above the floor, so only the floor prunes)."""
+    feats, probes = population
+    offsets, gallery = _csr(feats)
+    rows = np.arange(len(feats))
+    impostor = probes[4].kernel_args()
+    scores = finger_cpu.scan(impostor, offsets, gallery, rows)
+    floor = 3.0 * float(scores.max())
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        none = finger_cpu.scan_top(impostor, offsets, gallery, rows, 10)
+        floored = finger_cpu.scan_top(impostor, offsets, gallery, rows, 10, floor)
+    finally:
+        numba.set_num_threads(before)
+    assert floored.scores.size == 0
+    assert floored.scored < none.scored // 4
+
+
 def test_scan_top_prunes_and_keeps_ties(population) -> None:  # type: ignore[no-untyped-def]
     feats, probes = population
     # Copies of the probe (equal scores) fill the top; ties go to the lower template index,
