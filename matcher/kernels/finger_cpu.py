@@ -861,7 +861,14 @@ def _match_into(xa, ya, ta, ca, ma, xb, yb, tb, cb, mb, min_cells, prm, thr, s):
     )
     w = prm[_RELAXATION_WEIGHT]
     iterations = int(prm[_RELAXATION_ITERATIONS])
-    if thr > 0.0:
+    # Each relaxed bound keeps at least w ** iterations of its start (every term is
+    # non-negative), and the pairs come in descending similarity: when that much of the n_score
+    # best already reaches thr the bound cannot prune, and is not worth computing (the k-th
+    # best of an impostor gallery sits there).
+    kept = 0.0
+    for p in range(min(n_score, n_p)):
+        kept += lam[p]
+    if thr > 0.0 and min(1.0, w**iterations * kept / n_score) < thr:
         # Branch and bound. The radial factor is at most 1, so r12 bounds each compatibility;
         # relaxation has non-negative coefficients, so relaxing with r12 in place of rho bounds
         # every relaxed value from above, and the score (the mean of n_score relaxed values,
