@@ -149,6 +149,38 @@ def test_minutia_order_does_not_change_the_score(seed: int) -> None:
         match_reference(fa.kernel_args(), fb.kernel_args(), min_cells), abs=1e-9
     )
     assert got == pytest.approx(match(fa, fb), abs=1e-6)
+    # The direction windows run over the probe's side (A): unsorted there too.
+    want_a = match_reference(shuffled, fa.kernel_args(), min_cells)
+    assert finger_cpu.match_features(shuffled, fa.kernel_args()) == pytest.approx(want_a, abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_geometric_check_equals_the_reference(seed: int) -> None:
+    """The vectorised check against its definition: a template against itself under its true
+    pairs (all paired) and under random ones (some), and two unrelated templates; sizes from
+    a handful to 70 (padding past B's end included)."""
+    from tests.reference_finger import paired_share_reference
+
+    rng = np.random.default_rng(40 + seed)
+    a = random_template(rng, int(rng.integers(8, 60)))
+    b = a if seed < 4 else random_template(rng, int(rng.integers(5, 70)))
+    fa, fb = features(a).kernel_args(), features(b).kernel_args()
+    na, nb = fa[0].size, fb[0].size
+    m = min(na, nb, 12)
+    if seed < 2:
+        pi = rng.choice(na, m, replace=False).astype(np.int64)
+        pj = pi.copy()
+    else:
+        pi = rng.choice(na, m, replace=False).astype(np.int64)
+        pj = rng.choice(nb, m, replace=False).astype(np.int64)
+    order = rng.permutation(m).astype(np.int64)
+    s = finger_cpu._new_scratch(na, nb, m)
+    finger_cpu._probe_pairs(*fa, s)
+    got = finger_cpu._paired_share(*fa[:3], *fb[:3], pi, pj, order, m, finger_cpu.PARAMS, s)
+    want = paired_share_reference(fa, fb, [(pi[p], pj[p]) for p in order])
+    assert got == pytest.approx(want, abs=1e-12)
+    if seed < 2:
+        assert got == pytest.approx(1.0)
 
 
 def test_geometric_check_pairs_a_rigidly_moved_copy_in_full() -> None:
