@@ -979,21 +979,28 @@ def _disc_cells() -> int:
 
 @njit(nogil=True, inline="always")
 def _match_template(
-    px, py, pt, pc, pm, offsets, gx, gy, gt, gc, gm, t, min_cells, prm, thr, s, scratch
+    px, py, pt, pc, pm, offsets, gx, gy, gt, gc, gm, t, min_cells, prm, thr, s
 ):  # type: ignore[no-untyped-def]
-    """:func:`_match_into` of the probe against gallery template ``t``. Its cylinders are first
-    copied into a contiguous ``(sections, m)`` view of ``scratch``: a column slice of the
-    gallery's ``(sections, total)`` array has an unknown stride to numba, and the local
-    similarity loop only vectorises over unit-stride rows."""
+    """:func:`_match_into` of the probe against gallery template ``t``, read in place (the
+    template's cylinder words are read one minutia at a time, so a column slice of the
+    gallery's ``(sections, total)`` array costs nothing against a contiguous copy)."""
     lo = offsets[t]
     hi = offsets[t + 1]
-    m = hi - lo
-    cb = scratch[: gc.shape[0] * m].reshape((gc.shape[0], m))
-    for k in range(gc.shape[0]):
-        for q in range(m):
-            cb[k, q] = gc[k, lo + q]
     return _match_into(
-        px, py, pt, pc, pm, gx[lo:hi], gy[lo:hi], gt[lo:hi], cb, gm[lo:hi], min_cells, prm, thr, s
+        px,
+        py,
+        pt,
+        pc,
+        pm,
+        gx[lo:hi],
+        gy[lo:hi],
+        gt[lo:hi],
+        gc[:, lo:hi],
+        gm[lo:hi],
+        min_cells,
+        prm,
+        thr,
+        s,
     )
 
 
@@ -1003,7 +1010,6 @@ def _scan_kernel(
 ):  # type: ignore[no-untyped-def]
     n = rows.shape[0]
     for ch in prange(n_chunks):
-        scratch = np.empty(gc.shape[0] * max_len, np.uint64)
         s = _new_scratch(px.shape[0], max_len, int(prm[_RELAXATION_PAIRS]))
         _probe_pairs(px, py, pt, pc, pm, s)
         for r in range(ch * n // n_chunks, (ch + 1) * n // n_chunks):
@@ -1024,7 +1030,6 @@ def _scan_kernel(
                 prm,
                 -np.inf,
                 s,
-                scratch,
             )
 
 
@@ -1061,7 +1066,6 @@ def _top_kernel(
     n = rows.shape[0]
     k = top_s.shape[1]
     for ch in prange(n_chunks):
-        scratch = np.empty(gc.shape[0] * max_len, np.uint64)
         s = _new_scratch(px.shape[0], max_len, int(prm[_RELAXATION_PAIRS]))
         _probe_pairs(px, py, pt, pc, pm, s)
         ts = top_s[ch]
@@ -1074,7 +1078,7 @@ def _top_kernel(
             for other in range(n_chunks):
                 thr = max(thr, top_s[other, k - 1])
             v = _match_template(
-                px, py, pt, pc, pm, offsets, gx, gy, gt, gc, gm, t, min_cells, prm, thr, s, scratch
+                px, py, pt, pc, pm, offsets, gx, gy, gt, gc, gm, t, min_cells, prm, thr, s
             )
             if v == _PRUNED:
                 continue
