@@ -533,11 +533,26 @@ def _paired_share(xa, ya, ta, xb, yb, tb, pi, pj, order, n_p, prm, s):  # type: 
         for j in range(nbp):
             taken[j] = 0.0
             near_b[j] = 0.0
+        # B's aligned extent, widened by the overlap radius: an A minutia outside it is near
+        # no B minutia (and pairs with none), so its row is skipped.
+        x_lo, x_hi, y_lo, y_hi = xt[0], xt[0], yt[0], yt[0]
+        for j in range(1, nb):
+            x_lo = xt[j] if xt[j] < x_lo else x_lo
+            x_hi = xt[j] if xt[j] > x_hi else x_hi
+            y_lo = yt[j] if yt[j] < y_lo else y_lo
+            y_hi = yt[j] if yt[j] > y_hi else y_hi
+        reach = prm[_GEOMETRIC_OVERLAP_PX]
+        x_lo -= reach
+        x_hi += reach
+        y_lo -= reach
+        y_hi += reach
         n = 0.0
         n_a = 0.0
         v, cl = s.g_v[:nbp], s.g_c[:nbp]
         for i in range(na):
             xi, yi, ti = xa[i], ya[i], ta[i]
+            if not (x_lo <= xi <= x_hi and y_lo <= yi <= y_hi):
+                continue
             # Stores only, no reduction, so the loop vectorises; the reductions follow.
             for j in range(nbp):
                 dx = xi - xt[j]
