@@ -993,9 +993,7 @@ def _disc_cells() -> int:
 
 
 @njit(nogil=True, inline="always")
-def _match_template(
-    px, py, pt, pc, pm, offsets, gx, gy, gt, gc, gm, t, min_cells, prm, thr, s
-):  # type: ignore[no-untyped-def]
+def _match_template(px, py, pt, pc, pm, offsets, gx, gy, gt, gc, gm, t, min_cells, prm, thr, s):  # type: ignore[no-untyped-def]
     """:func:`_match_into` of the probe against gallery template ``t``, read in place (the
     template's cylinder words are read one minutia at a time, so a column slice of the
     gallery's ``(sections, total)`` array costs nothing against a contiguous copy)."""
