@@ -38,6 +38,7 @@ import numpy.typing as npt
 from matcher import snapshot
 from matcher.errors import InvalidTemplate, NothingToCompare, UnknownId
 from matcher.finger import FingerFeatures, features
+from matcher.finger_gallery import warm_up as warm_up_fingers
 from matcher.gallery import IrisGallery
 from matcher.iris import IrisGeometry, IrisTemplate, normalize_hd
 from matcher.iris_params import DEFAULT_MAX_SHIFT_COLUMNS
@@ -148,6 +149,7 @@ class Engine:
         date with the store when there is a usable one, else from the store alone.
         ``progress(done_templates)`` optional, called while templates are read from the store."""
         t0 = time.perf_counter()
+        warm_up_fingers()  # compiled now, not in the first request after a fresh install
         now = self.store.person_states()
         rows: npt.NDArray[np.int64] | None = None
         dropped = 0

@@ -415,3 +415,28 @@ class FingerGallery:
                     g._bits[:, off[lo] : off[hi]], np.diff(off[lo : hi + 1]), g._serials[lo:hi]
                 )
         return g
+
+
+def warm_up() -> None:
+    """Compile the kernels that a search and a 1:1 score run (or load them from numba's
+    on-disk cache), on a gallery of two made-up templates. A service calls this before it says
+    it is ready: on a fresh install the first request would otherwise spend some 40 s in
+    compilation, past a capture station's deadline. Milliseconds once compiled."""
+    turn = np.linspace(0.0, 2.0 * np.pi, 24, endpoint=False)
+    ring = [
+        FingerTemplate(
+            x=(200.0 + r * np.cos(turn)).astype(np.float32),
+            y=(200.0 + r * np.sin(turn)).astype(np.float32),
+            theta=((turn + 0.5 * r / 60.0) % (2.0 * np.pi)).astype(np.float32),
+            width=400,
+            height=400,
+            dpi=500,
+        )
+        for r in (60.0, 90.0)
+    ]
+    g = FingerGallery()
+    g.add(np.array([1, 2], np.int64), ring)
+    g.search(ring[0], k=1, exhaustive=True)
+    g.search(ring[0], k=1, exhaustive=True, min_score=0.5)
+    g.search(ring[0], k=1)
+    g.score(ring[0], [2])
