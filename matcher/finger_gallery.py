@@ -213,6 +213,25 @@ class FingerGallery:
             np.concatenate([row_ids[top.templates], np.full(pad, -1, np.int64)]),
         )
 
+    def search_range(
+        self, template: FingerTemplate | FingerFeatures, threshold: float
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+        """Every template scoring at least ``threshold``, exhaustively: ``(scores, ids)``,
+        scores descending (ties by enrolment order). The threshold is the search's floor, so
+        templates proven below it skip most of their match (see :meth:`search`)."""
+        if isinstance(threshold, bool) or not isinstance(threshold, float | int | np.floating):
+            raise InvalidTemplate(f"threshold must be a number in [0, 1], got {threshold!r}")
+        if not 0.0 <= float(threshold) <= 1.0:
+            raise InvalidTemplate(f"threshold must be a number in [0, 1], got {threshold!r}")
+        probe = template if isinstance(template, FingerFeatures) else features(template)
+        offsets, gallery, rows, row_ids = self._snapshot()
+        if not rows.size:
+            return np.zeros(0), np.zeros(0, np.int64)
+        top = finger_cpu.scan_top(
+            probe.kernel_args(), offsets, gallery, rows, int(rows.size), float(threshold)
+        )
+        return top.scores, row_ids[top.templates]
+
     def score(
         self, template: FingerTemplate | FingerFeatures, ids: object
     ) -> npt.NDArray[np.float64]:

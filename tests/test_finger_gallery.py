@@ -67,6 +67,25 @@ def test_min_score_keeps_only_scores_at_least_it(enrolled) -> None:  # type: ign
         g.search(probes[0], k=5, exhaustive=True, min_score="high")  # type: ignore[arg-type]
 
 
+def test_search_range_is_every_score_at_least_the_threshold(enrolled) -> None:  # type: ignore[no-untyped-def]
+    ids, templates, probes = enrolled
+    g = _gallery(ids, templates)
+    g.remove([107])
+    for p in probes:
+        want = np.array([match(p, t) for t in templates])
+        want[7] = -np.inf  # removed
+        for threshold in (0.0, float(np.sort(want)[-3]), 1.0):
+            scores, got = g.search_range(p, threshold)
+            keep = np.flatnonzero(want >= threshold)
+            keep = keep[np.lexsort((keep, -want[keep]))]
+            assert np.array_equal(got, ids[keep])
+            assert np.allclose(scores, want[keep], atol=1e-12)
+    for bad in (-0.1, 1.5, "0.5", True):
+        with pytest.raises(InvalidTemplate):
+            g.search_range(probes[0], bad)  # type: ignore[arg-type]
+    assert FingerGallery().search_range(probes[0], 0.5)[0].size == 0
+
+
 def test_padding_removal_and_compaction(enrolled, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     ids, templates, probes = enrolled
     g = _gallery(ids[:4], templates[:4])
