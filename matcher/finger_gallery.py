@@ -225,12 +225,12 @@ class FingerGallery:
             raise InvalidTemplate(f"threshold must be a number in [0, 1], got {threshold!r}")
         probe = template if isinstance(template, FingerFeatures) else features(template)
         offsets, gallery, rows, row_ids = self._snapshot()
-        if not rows.size:
-            return np.zeros(0), np.zeros(0, np.int64)
-        top = finger_cpu.scan_top(
-            probe.kernel_args(), offsets, gallery, rows, int(rows.size), float(threshold)
-        )
-        return top.scores, row_ids[top.templates]
+        # A scan with the threshold as its floor, not a top-k of the whole gallery: its sorted
+        # list would shift through every slot for each template kept.
+        scores = finger_cpu.scan(probe.kernel_args(), offsets, gallery, rows, float(threshold))
+        keep = np.flatnonzero(scores >= float(threshold))
+        keep = keep[np.lexsort((keep, -scores[keep]))]
+        return scores[keep], row_ids[rows[keep]]
 
     def score(
         self, template: FingerTemplate | FingerFeatures, ids: object

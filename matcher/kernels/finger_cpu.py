@@ -1022,14 +1022,32 @@ def _match_template(px, py, pt, pc, pm, offsets, gx, gy, gt, gc, gm, t, min_cell
 
 @njit(nogil=True, parallel=True, cache=True)
 def _scan_kernel(
-    px, py, pt, pc, pm, offsets, gx, gy, gt, gc, gm, rows, min_cells, prm, n_chunks, max_len, out
+    px,
+    py,
+    pt,
+    pc,
+    pm,
+    offsets,
+    gx,
+    gy,
+    gt,
+    gc,
+    gm,
+    rows,
+    min_cells,
+    prm,
+    thr,
+    n_chunks,
+    max_len,
+    out,
 ):  # type: ignore[no-untyped-def]
+    """Every row's score into ``out``; ``-inf`` for a template proven below ``thr``."""
     n = rows.shape[0]
     for ch in prange(n_chunks):
         s = _new_scratch(px.shape[0], max_len, int(prm[_RELAXATION_PAIRS]))
         _probe_pairs(px, py, pt, pc, pm, s)
         for r in range(ch * n // n_chunks, (ch + 1) * n // n_chunks):
-            out[r] = _match_template(
+            v = _match_template(
                 px,
                 py,
                 pt,
@@ -1044,9 +1062,10 @@ def _scan_kernel(
                 rows[r],
                 min_cells,
                 prm,
-                -np.inf,
+                thr,
                 s,
             )
+            out[r] = -np.inf if v == _PRUNED else v
 
 
 @njit(nogil=True, parallel=True, cache=True)
@@ -1136,21 +1155,46 @@ def scan(
     offsets: npt.NDArray[np.int64],
     gallery: tuple[np.ndarray, ...],
     rows: npt.NDArray[np.int64],
+    min_score: float | None = None,
 ) -> npt.NDArray[np.float64]:
     """Scores of one probe against the gallery templates ``rows`` (CSR layout, see FingerGallery).
 
     ``probe`` and ``gallery`` are ``(X, Y_up, theta, bits (sections, n), mask)``; template ``t``
-    owns minutiae ``offsets[t]:offsets[t + 1]``. Parallel over templates; releases the GIL.
+    owns minutiae ``offsets[t]:offsets[t + 1]``. With ``min_score``, a template proven below it
+    skips the rest of its match and scores ``-inf`` (every score at least ``min_score`` is
+    exact). Parallel over templates; releases the GIL.
     """
     offsets, rows = _check_scan_args(offsets, gallery, rows)
+    floor = _floor(min_score)
     out = np.empty(rows.shape[0], np.float64)
     if rows.shape[0]:
         n_chunks = max(1, min(rows.shape[0], numba.get_num_threads() * 8))
         max_len = max(1, int(np.diff(offsets).max()))
         _scan_kernel(  # type: ignore[call-arg]
-            *probe, offsets, *gallery, rows, min_matchable_cells(), PARAMS, n_chunks, max_len, out
+            *probe,
+            offsets,
+            *gallery,
+            rows,
+            min_matchable_cells(),
+            PARAMS,
+            floor,
+            n_chunks,
+            max_len,
+            out,
         )
     return out
+
+
+def _floor(min_score: float | None) -> float:
+    """``min_score`` checked, as the kernels' threshold (``-inf`` for none)."""
+    if min_score is None:
+        return -np.inf
+    if isinstance(min_score, bool) or not isinstance(min_score, float | int | np.number):
+        raise InvalidTemplate(f"min_score must be a number, got {min_score!r}")
+    floor = float(min_score)
+    if math.isnan(floor):
+        raise InvalidTemplate("min_score must not be NaN")
+    return floor
 
 
 class TopK(NamedTuple):
@@ -1189,13 +1233,7 @@ def scan_top(
     offsets, rows = _check_scan_args(offsets, gallery, rows)
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
         raise InvalidTemplate(f"k must be a positive integer, got {k!r}")
-    floor = -np.inf
-    if min_score is not None:
-        if isinstance(min_score, bool) or not isinstance(min_score, float | int | np.number):
-            raise InvalidTemplate(f"min_score must be a number, got {min_score!r}")
-        floor = float(min_score)
-        if math.isnan(floor):
-            raise InvalidTemplate("min_score must not be NaN")
+    floor = _floor(min_score)
     k = int(min(k, max(rows.shape[0], 1)))
     n_chunks = max(1, min(rows.shape[0], numba.get_num_threads()))
     # The floor stands in for the k-th best until k templates reach it: a template scoring

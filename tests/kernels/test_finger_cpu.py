@@ -89,6 +89,27 @@ def test_scan_top_with_a_floor_equals_filtering_the_scan(population, k: int) -> 
             finger_cpu.scan_top(probes[0].kernel_args(), offsets, gallery, rows, 2, bad)  # type: ignore[arg-type]
 
 
+def test_scan_with_a_floor_is_exact_at_or_above_it(population) -> None:  # type: ignore[no-untyped-def]
+    """``scan(min_score=)``: every score at or above the floor is the plain scan's double;
+    below it, either that score or -inf (proven below and skipped)."""
+    feats, probes = population
+    offsets, gallery = _csr(feats)
+    rows = np.arange(len(feats))
+    skipped = 0
+    for p in probes:
+        plain = finger_cpu.scan(p.kernel_args(), offsets, gallery, rows)
+        for floor in (0.0, float(np.median(plain)), float(plain.max())):
+            got = finger_cpu.scan(p.kernel_args(), offsets, gallery, rows, floor)
+            above = plain >= floor
+            assert got[above].tolist() == plain[above].tolist()
+            below = got[~above]
+            assert np.all((below == -np.inf) | (below == plain[~above]))
+            skipped += int(np.sum(below == -np.inf))
+    assert skipped > 0
+    with pytest.raises(InvalidTemplate):
+        finger_cpu.scan(probes[0].kernel_args(), offsets, gallery, rows, float("nan"))
+
+
 def test_scan_top_with_a_floor_skips_impostors(population) -> None:  # type: ignore[no-untyped-def]
     """A floor above every impostor's bound: the impostor probe is matched in full against
     almost nothing (its k-th best never rises above the floor, so only the floor prunes)."""
