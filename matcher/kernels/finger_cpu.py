@@ -881,8 +881,9 @@ def _match_into(xa, ya, ta, ca, ma, xb, yb, tb, cb, mb, min_cells, prm, thr, s):
     # best already reaches thr the bound cannot prune, and is not worth computing (the k-th
     # best of an impostor gallery sits there).
     kept = 0.0
-    for p in range(min(n_score, n_p)):
-        kept += lam[p]
+    if thr > 0.0:  # a full scan (thr -inf) needs none of this
+        for p in range(min(n_score, n_p)):
+            kept += lam[p]
     if thr > 0.0 and min(1.0, w**iterations * kept / n_score) < thr:
         # Branch and bound. The radial factor is at most 1, so r12 bounds each compatibility;
         # relaxation has non-negative coefficients, so relaxing with r12 in place of rho bounds
